@@ -1,0 +1,587 @@
+package appliance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sand-appliance/sand/appliance/pool"
+	"github.com/sand-appliance/sand/iscsi"
+)
+
+// Box is one appliance box: it owns the registry and keeps the storage pool,
+// ietd.conf and the live iSCSI target matching it. Every change is one
+// transaction: validate, change the pool, commit the registry, apply the
+// target; a failure undoes the steps already taken, so a bad request or a
+// failed step leaves the box as it was.
+type Box struct {
+	cfg    Config
+	store  Store
+	pool   pool.Pool
+	driver iscsi.Driver
+	log    *slog.Logger
+	now    func() time.Time
+
+	mu  sync.RWMutex
+	reg Registry
+	// missing names LUNs whose volume the last reconcile did not find;
+	// they stay in the registry but are not exported.
+	missing  map[string]bool
+	problems []string
+}
+
+// NewBox wires a box together; Start brings it up.
+func NewBox(cfg Config, p pool.Pool, driver iscsi.Driver, logger *slog.Logger) *Box {
+	return &Box{
+		cfg: cfg, store: Store{Path: cfg.RegistryPath()}, pool: p, driver: driver,
+		log: logger, now: time.Now,
+	}
+}
+
+// Start loads the registry and reconciles the pool and the target with it.
+func (b *Box) Start(ctx context.Context) error {
+	reg, err := b.store.Load()
+	if err != nil {
+		return fmt.Errorf("start box: %w", err)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.reg = reg
+	return b.reconcile(ctx)
+}
+
+// Reconcile makes the pool and the target match the registry again.
+func (b *Box) Reconcile(ctx context.Context) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.reconcile(ctx)
+}
+
+// reconcile finishes or undoes what a crash interrupted: a volume without a
+// registry entry is an unacknowledged create or an unfinished delete and is
+// removed; a volume smaller than its entry is an unfinished grow and is
+// grown. Then it writes ietd.conf and applies the target.
+func (b *Box) reconcile(ctx context.Context) error {
+	start := b.now()
+	vols, err := b.pool.List(ctx)
+	if err != nil {
+		return fmt.Errorf("reconcile: %w", err)
+	}
+	have := map[string]pool.Volume{}
+	for _, v := range vols {
+		have[v.Name] = v
+		if b.reg.FindLUN(v.Name) < 0 || b.reg.LUNs[b.reg.FindLUN(v.Name)].Path != "" {
+			b.log.Warn("removing orphan volume left by an interrupted create or delete", "volume", v.Path)
+			if err := b.pool.Delete(ctx, v.Name); err != nil {
+				return fmt.Errorf("reconcile: %w", err)
+			}
+		}
+	}
+	b.problems, b.missing = nil, map[string]bool{}
+	for _, l := range b.reg.LUNs {
+		if l.Path != "" {
+			continue
+		}
+		v, ok := have[l.Name]
+		switch {
+		case !ok:
+			msg := fmt.Sprintf("LUN %s: its volume %s is missing; the LUN is not exported", l.Name, b.pool.Path(l.Name))
+			b.log.Error(msg)
+			b.problems = append(b.problems, msg)
+			b.missing[l.Name] = true
+		case v.Size < l.Size:
+			b.log.Warn("finishing an interrupted grow", "lun", l.Name, "from", v.Size, "to", l.Size)
+			if err := b.pool.Grow(ctx, l.Name, l.Size); err != nil {
+				return fmt.Errorf("reconcile: %w", err)
+			}
+		}
+	}
+	if err := b.applyTarget(ctx, b.reg); err != nil {
+		return fmt.Errorf("reconcile: %w", err)
+	}
+	b.log.Info("reconciled", "luns", len(b.reg.LUNs), "generation", b.reg.Generation, "took", b.now().Sub(start))
+	return nil
+}
+
+// targetGroup derives the target configuration from a registry, leaving out
+// LUNs whose volume is missing.
+func (b *Box) targetGroup(reg Registry) (iscsi.TargetGroup, error) {
+	portal, err := b.cfg.PortalAddr()
+	if err != nil {
+		return iscsi.TargetGroup{}, err
+	}
+	export := reg.Clone()
+	export.LUNs = slices.DeleteFunc(export.LUNs, func(l LUN) bool { return b.missing[l.Name] })
+	return export.TargetGroup([]string{portal.String()}, b.pool.IOType(), b.pool.Path), nil
+}
+
+// applyTarget writes ietd.conf for reg and makes the live target match it.
+func (b *Box) applyTarget(ctx context.Context, reg Registry) error {
+	tg, err := b.targetGroup(reg)
+	if err != nil {
+		return err
+	}
+	if err := WriteFileAtomic(b.cfg.IETDPath(), iscsi.RenderIETD(tg), 0o600); err != nil {
+		return fmt.Errorf("write target configuration: %w", err)
+	}
+	if err := b.driver.Apply(ctx, tg); err != nil {
+		return fmt.Errorf("apply target configuration: %w", err)
+	}
+	return nil
+}
+
+// commit saves next as the new registry, runs afterSave (if any) and
+// applies the target. If a step fails, the old registry and target are
+// restored.
+func (b *Box) commit(ctx context.Context, next Registry, afterSave func() error) error {
+	next.Generation = b.reg.Generation + 1
+	if err := next.Validate(); err != nil {
+		return err
+	}
+	if err := b.store.Save(next); err != nil {
+		return fmt.Errorf("commit registry: %w", err)
+	}
+	if afterSave != nil {
+		if err := afterSave(); err != nil {
+			b.rollback(ctx)
+			return err
+		}
+	}
+	if err := b.applyTarget(ctx, next); err != nil {
+		b.rollback(ctx)
+		return err
+	}
+	b.reg = next
+	return nil
+}
+
+// rollback restores the registry and target of b.reg after a failed commit.
+func (b *Box) rollback(ctx context.Context) {
+	if err := b.store.Save(b.reg); err != nil {
+		b.log.Error("roll back registry", "err", err)
+	}
+	if err := b.applyTarget(ctx, b.reg); err != nil {
+		b.log.Error("roll back target configuration", "err", err)
+	}
+}
+
+// LUNRequest asks for a new LUN.
+type LUNRequest struct {
+	Name  string `json:"name"`
+	Size  int64  `json:"size"`
+	Group string `json:"group,omitempty"`
+	// Target, when set, puts the LUN into that shared target (a short name
+	// under the base IQN) at the next free LUN number; by default each LUN
+	// gets a target of its own.
+	Target string `json:"target,omitempty"`
+}
+
+// CreateLUN creates a volume and exports it.
+func (b *Box) CreateLUN(ctx context.Context, req LUNRequest) (LUN, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	next := b.reg.Clone()
+	lun, err := b.newLUN(ctx, &next, req)
+	if err != nil {
+		return LUN{}, err
+	}
+	if _, err := b.pool.Create(ctx, lun.Name, lun.Size); err != nil {
+		return LUN{}, fmt.Errorf("create LUN %s: %w", lun.Name, err)
+	}
+	if err := b.commit(ctx, next, nil); err != nil {
+		if derr := b.pool.Delete(ctx, lun.Name); derr != nil {
+			b.log.Error("roll back volume of a failed create", "lun", lun.Name, "err", derr)
+		}
+		return LUN{}, fmt.Errorf("create LUN %s: %w", lun.Name, err)
+	}
+	b.log.Info("LUN created", "lun", lun.Name, "size", lun.Size, "target", lun.Target, "number", lun.Number, "group", lun.Group)
+	return lun, nil
+}
+
+// newLUN validates req against the registry, space included, and adds the
+// new LUN to next.
+func (b *Box) newLUN(ctx context.Context, next *Registry, req LUNRequest) (LUN, error) {
+	if err := ValidateName("LUN", req.Name); err != nil {
+		return LUN{}, err
+	}
+	if next.FindLUN(req.Name) >= 0 {
+		return LUN{}, fmt.Errorf("%w: LUN %q already exists: pick another name or delete it first", ErrExists, req.Name)
+	}
+	if err := CheckSize(req.Size); err != nil {
+		return LUN{}, err
+	}
+	if req.Group != "" && next.FindGroup(req.Group) < 0 {
+		return LUN{}, fmt.Errorf("%w: initiator group %q does not exist: create it first (sand group create %s)", ErrNotFound, req.Group, req.Group)
+	}
+	if err := b.checkSpace(ctx, req.Size); err != nil {
+		return LUN{}, err
+	}
+	target := b.cfg.BaseIQN + ":" + req.Name
+	if req.Target != "" {
+		if err := ValidateName("target", req.Target); err != nil {
+			return LUN{}, err
+		}
+		target = b.cfg.BaseIQN + ":" + req.Target
+	}
+	number := b.driver.FirstLUN()
+	for _, l := range next.LUNs {
+		if l.Target != target {
+			continue
+		}
+		if req.Target == "" {
+			return LUN{}, fmt.Errorf("%w: target %s already exists", ErrExists, target)
+		}
+		number = max(number, l.Number+1)
+	}
+	serial, err := b.uniqueSerial(next)
+	if err != nil {
+		return LUN{}, err
+	}
+	lun := LUN{
+		Name: req.Name, Size: req.Size, Serial: serial, NAA: iscsi.NAAFromSerial(serial),
+		Target: target, Number: number, Group: req.Group, Created: b.now().UTC().Truncate(time.Second),
+	}
+	next.LUNs = append(next.LUNs, lun)
+	if err := next.Validate(); err != nil {
+		return LUN{}, err
+	}
+	return lun, nil
+}
+
+func (b *Box) uniqueSerial(reg *Registry) (string, error) {
+	for {
+		s, err := iscsi.NewSerial()
+		if err != nil {
+			return "", err
+		}
+		if !slices.ContainsFunc(reg.LUNs, func(l LUN) bool { return l.Serial == s }) {
+			return s, nil
+		}
+	}
+}
+
+// checkSpace refuses to provision more than the pool holds, unless the
+// config allows thin overcommit (then only a LUN larger than the whole pool
+// is refused).
+func (b *Box) checkSpace(ctx context.Context, more int64) error {
+	c, err := b.pool.Capacity(ctx)
+	if err != nil {
+		return err
+	}
+	if limit := b.poolLimit(); limit > 0 && limit < c.Size {
+		c.Size = limit
+	}
+	free := c.Size - c.Provisioned
+	if b.cfg.Pool.Overcommit {
+		free = c.Size
+	}
+	if more > free {
+		return fmt.Errorf("%w: %s asked, %s free in the pool (%s of %s provisioned)", ErrNoSpace,
+			FormatSize(more), FormatSize(max(free, 0)), FormatSize(c.Provisioned), FormatSize(c.Size))
+	}
+	return nil
+}
+
+func (b *Box) poolLimit() int64 {
+	n, _ := ParseSize(b.cfg.Pool.Size)
+	return n
+}
+
+// LUNUpdate changes a LUN; nil fields stay as they are.
+type LUNUpdate struct {
+	// Size grows the LUN; shrinking is refused (it would cut a guest's
+	// file system).
+	Size *int64 `json:"size,omitempty"`
+	// Group moves the LUN to another initiator group ("" for none).
+	Group *string `json:"group,omitempty"`
+}
+
+// UpdateLUN grows a LUN and/or changes its group.
+func (b *Box) UpdateLUN(ctx context.Context, name string, u LUNUpdate) (LUN, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	i := b.reg.FindLUN(name)
+	if i < 0 {
+		return LUN{}, fmt.Errorf("%w: LUN %q does not exist", ErrNotFound, name)
+	}
+	next := b.reg.Clone()
+	lun := &next.LUNs[i]
+	grow := int64(0)
+	if u.Size != nil {
+		if err := CheckSize(*u.Size); err != nil {
+			return LUN{}, err
+		}
+		switch {
+		case *u.Size < lun.Size:
+			return LUN{}, fmt.Errorf("%w: LUN %s is %s; shrinking to %s is refused because it would cut off the data at its end", ErrInvalid, name, FormatSize(lun.Size), FormatSize(*u.Size))
+		case *u.Size > lun.Size && lun.Path != "":
+			return LUN{}, fmt.Errorf("%w: LUN %s was imported with backing store %s, which sand does not own: grow that volume yourself", ErrInvalid, name, lun.Path)
+		case *u.Size > lun.Size:
+			grow = *u.Size - lun.Size
+			if err := b.checkSpace(ctx, grow); err != nil {
+				return LUN{}, err
+			}
+			lun.Size = *u.Size
+		}
+	}
+	if u.Group != nil && *u.Group != lun.Group {
+		if *u.Group != "" && next.FindGroup(*u.Group) < 0 {
+			return LUN{}, fmt.Errorf("%w: initiator group %q does not exist", ErrNotFound, *u.Group)
+		}
+		lun.Group = *u.Group
+	}
+	updated := *lun
+	// The registry is committed before the volume grows: a crash in
+	// between leaves a volume smaller than its entry, which reconcile grows.
+	var growVolume func() error
+	if grow > 0 && lun.Path == "" {
+		growVolume = func() error { return b.pool.Grow(ctx, name, updated.Size) }
+	}
+	if err := b.commit(ctx, next, growVolume); err != nil {
+		return LUN{}, fmt.Errorf("update LUN %s: %w", name, err)
+	}
+	b.log.Info("LUN updated", "lun", name, "size", updated.Size, "group", updated.Group)
+	return updated, nil
+}
+
+// DeleteLUN stops exporting a LUN and deletes its volume.
+func (b *Box) DeleteLUN(ctx context.Context, name string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	i := b.reg.FindLUN(name)
+	if i < 0 {
+		return fmt.Errorf("%w: LUN %q does not exist", ErrNotFound, name)
+	}
+	lun := b.reg.LUNs[i]
+	next := b.reg.Clone()
+	next.LUNs = slices.Delete(next.LUNs, i, i+1)
+	if err := b.commit(ctx, next, nil); err != nil {
+		return fmt.Errorf("delete LUN %s: %w", name, err)
+	}
+	// The registry no longer names the volume: if this fails or sand dies
+	// here, the next reconcile removes the orphan.
+	if lun.Path == "" {
+		if err := b.pool.Delete(ctx, name); err != nil && !errors.Is(err, pool.ErrNotFound) {
+			b.log.Error("delete volume of a deleted LUN; reconcile will retry", "lun", name, "err", err)
+		}
+	}
+	b.log.Info("LUN deleted", "lun", name)
+	return nil
+}
+
+// LUNs returns every LUN, sorted by name.
+func (b *Box) LUNs() []LUN {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	luns := slices.Clone(b.reg.LUNs)
+	slices.SortFunc(luns, func(a, c LUN) int { return strings.Compare(a.Name, c.Name) })
+	return luns
+}
+
+// LUN returns one LUN.
+func (b *Box) LUN(name string) (LUN, error) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	i := b.reg.FindLUN(name)
+	if i < 0 {
+		return LUN{}, fmt.Errorf("%w: LUN %q does not exist", ErrNotFound, name)
+	}
+	return b.reg.LUNs[i], nil
+}
+
+// Group returns one initiator group.
+func (b *Box) Group(name string) (InitiatorGroup, error) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	i := b.reg.FindGroup(name)
+	if i < 0 {
+		return InitiatorGroup{}, fmt.Errorf("%w: initiator group %q does not exist", ErrNotFound, name)
+	}
+	return b.reg.Clone().Groups[i], nil
+}
+
+// Groups returns every initiator group, sorted by name.
+func (b *Box) Groups() []InitiatorGroup {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	groups := b.reg.Clone().Groups
+	slices.SortFunc(groups, func(a, c InitiatorGroup) int { return strings.Compare(a.Name, c.Name) })
+	return groups
+}
+
+// CreateGroup adds an initiator group.
+func (b *Box) CreateGroup(ctx context.Context, g InitiatorGroup) (InitiatorGroup, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := g.Validate(); err != nil {
+		return InitiatorGroup{}, err
+	}
+	if b.reg.FindGroup(g.Name) >= 0 {
+		return InitiatorGroup{}, fmt.Errorf("%w: initiator group %q already exists", ErrExists, g.Name)
+	}
+	next := b.reg.Clone()
+	next.Groups = append(next.Groups, g)
+	if err := b.commit(ctx, next, nil); err != nil {
+		return InitiatorGroup{}, fmt.Errorf("create initiator group %s: %w", g.Name, err)
+	}
+	b.log.Info("initiator group created", "group", g.Name, "initiators", len(g.Initiators))
+	return g, nil
+}
+
+// GroupUpdate changes a group; nil fields stay as they are.
+type GroupUpdate struct {
+	Add    []string `json:"add,omitempty"`
+	Remove []string `json:"remove,omitempty"`
+	// CHAP and MutualCHAP replace the accounts; an account with an empty
+	// user removes it.
+	CHAP       *iscsi.CHAP `json:"chap,omitempty"`
+	MutualCHAP *iscsi.CHAP `json:"mutual_chap,omitempty"`
+}
+
+// UpdateGroup adds or removes initiators and sets CHAP; the targets of the
+// group's LUNs follow at once.
+func (b *Box) UpdateGroup(ctx context.Context, name string, u GroupUpdate) (InitiatorGroup, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	i := b.reg.FindGroup(name)
+	if i < 0 {
+		return InitiatorGroup{}, fmt.Errorf("%w: initiator group %q does not exist", ErrNotFound, name)
+	}
+	next := b.reg.Clone()
+	g := &next.Groups[i]
+	for _, iqn := range u.Add {
+		if err := iscsi.ValidateIQN(iqn); err != nil {
+			return InitiatorGroup{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
+		if slices.Contains(g.Initiators, iqn) {
+			return InitiatorGroup{}, fmt.Errorf("%w: %s is already in initiator group %s", ErrExists, iqn, name)
+		}
+		g.Initiators = append(g.Initiators, iqn)
+	}
+	for _, iqn := range u.Remove {
+		j := slices.Index(g.Initiators, iqn)
+		if j < 0 {
+			return InitiatorGroup{}, fmt.Errorf("%w: %s is not in initiator group %s", ErrNotFound, iqn, name)
+		}
+		g.Initiators = slices.Delete(g.Initiators, j, j+1)
+	}
+	if u.CHAP != nil {
+		g.CHAP = nilIfEmpty(u.CHAP)
+	}
+	if u.MutualCHAP != nil {
+		g.MutualCHAP = nilIfEmpty(u.MutualCHAP)
+	}
+	if err := g.Validate(); err != nil {
+		return InitiatorGroup{}, err
+	}
+	updated := *g
+	if err := b.commit(ctx, next, nil); err != nil {
+		return InitiatorGroup{}, fmt.Errorf("update initiator group %s: %w", name, err)
+	}
+	b.log.Info("initiator group updated", "group", name, "initiators", len(updated.Initiators))
+	return updated, nil
+}
+
+func nilIfEmpty(c *iscsi.CHAP) *iscsi.CHAP {
+	if c.User == "" && c.Secret == "" {
+		return nil
+	}
+	chap := *c
+	return &chap
+}
+
+// DeleteGroup removes an initiator group no LUN uses.
+func (b *Box) DeleteGroup(ctx context.Context, name string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	i := b.reg.FindGroup(name)
+	if i < 0 {
+		return fmt.Errorf("%w: initiator group %q does not exist", ErrNotFound, name)
+	}
+	for _, l := range b.reg.LUNs {
+		if l.Group == name {
+			return fmt.Errorf("%w: initiator group %s is used by LUN %s: move or delete its LUNs first", ErrInUse, name, l.Name)
+		}
+	}
+	next := b.reg.Clone()
+	next.Groups = slices.Delete(next.Groups, i, i+1)
+	if err := b.commit(ctx, next, nil); err != nil {
+		return fmt.Errorf("delete initiator group %s: %w", name, err)
+	}
+	return nil
+}
+
+// TargetConfig returns the rendered ietd.conf of the current registry.
+func (b *Box) TargetConfig() ([]byte, error) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	tg, err := b.targetGroup(b.reg)
+	if err != nil {
+		return nil, err
+	}
+	return iscsi.RenderIETD(tg), nil
+}
+
+// Portal is the iSCSI portal initiators connect to.
+func (b *Box) Portal() string {
+	ap, _ := b.cfg.PortalAddr()
+	return ap.String()
+}
+
+// Status is a summary of the box for the API, the CLI and the UI.
+type Status struct {
+	Name       string   `json:"name"`
+	Role       string   `json:"role"`
+	Portal     string   `json:"portal"`
+	Driver     string   `json:"driver"`
+	Pool       string   `json:"pool"`
+	Generation uint64   `json:"generation"`
+	LUNs       int      `json:"luns"`
+	Groups     int      `json:"groups"`
+	Sessions   int      `json:"sessions"`
+	Capacity   Capacity `json:"capacity"`
+	Problems   []string `json:"problems,omitempty"`
+}
+
+// Capacity of the pool in bytes.
+type Capacity struct {
+	Size        int64 `json:"size"`
+	Provisioned int64 `json:"provisioned"`
+	Used        int64 `json:"used"`
+}
+
+// Status reports the box's state; parts that cannot be read are named in
+// Problems rather than failing the whole report.
+func (b *Box) Status(ctx context.Context) Status {
+	b.mu.RLock()
+	s := Status{
+		Name: b.cfg.Name, Role: "standalone", Portal: b.Portal(), Driver: b.cfg.Target.Driver,
+		Pool: b.pool.Kind(), Generation: b.reg.Generation, LUNs: len(b.reg.LUNs), Groups: len(b.reg.Groups),
+		Problems: slices.Clone(b.problems),
+	}
+	b.mu.RUnlock()
+	if c, err := b.pool.Capacity(ctx); err != nil {
+		s.Problems = append(s.Problems, err.Error())
+	} else {
+		s.Capacity = Capacity{Size: c.Size, Provisioned: c.Provisioned, Used: c.Used}
+		if limit := b.poolLimit(); limit > 0 && limit < c.Size {
+			s.Capacity.Size = limit
+		}
+	}
+	if sess, err := b.driver.Sessions(ctx); err != nil {
+		s.Problems = append(s.Problems, err.Error())
+	} else {
+		s.Sessions = len(sess)
+	}
+	return s
+}
+
+// Sessions lists the initiators logged in to the target now.
+func (b *Box) Sessions(ctx context.Context) ([]iscsi.Session, error) {
+	return b.driver.Sessions(ctx)
+}

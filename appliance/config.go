@@ -1,0 +1,135 @@
+// Package appliance is the domain of a sand box: its node configuration,
+// the LUN registry (the desired state of the SAN), the storage pool, and the
+// Box that keeps the pool and the iSCSI target matching the registry.
+package appliance
+
+import (
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"strconv"
+
+	"github.com/sand-appliance/sand/iscsi"
+)
+
+// Config is one box's node configuration (/etc/sand/sand.yaml, SAND_* env,
+// flags). It is local to the box; the registry is what the pair shares.
+type Config struct {
+	// Name of this box, e.g. san1.
+	Name string `mapstructure:"name"`
+	// Listen is the API and UI address.
+	Listen string `mapstructure:"listen"`
+	// Portal is the iSCSI portal address (ip or ip:port): the box's own
+	// address when standalone, the VIP in a pair.
+	Portal string `mapstructure:"portal"`
+	// BaseIQN prefixes every target's IQN: BaseIQN:lun-name.
+	BaseIQN string `mapstructure:"base_iqn"`
+	// StateDir holds the registry and the rendered ietd.conf.
+	StateDir string `mapstructure:"state_dir"`
+	// APIToken authorises writes through the API; APITokenFile is read
+	// instead when set.
+	APIToken     string `mapstructure:"api_token"`
+	APITokenFile string `mapstructure:"api_token_file"`
+
+	Pool   PoolConfig   `mapstructure:"pool"`
+	Target TargetConfig `mapstructure:"target"`
+}
+
+// PoolConfig selects and sizes the storage pool.
+type PoolConfig struct {
+	// Kind is "file" (sparse files in Dir) or "lvm" (thin LVs in
+	// VG/ThinPool).
+	Kind     string `mapstructure:"kind"`
+	Dir      string `mapstructure:"dir"`
+	Size     string `mapstructure:"size"`
+	VG       string `mapstructure:"vg"`
+	ThinPool string `mapstructure:"thin_pool"`
+	// Overcommit lets thin LUNs together exceed the pool's size.
+	Overcommit bool `mapstructure:"overcommit"`
+}
+
+// TargetConfig selects the iSCSI target driver.
+type TargetConfig struct {
+	// Driver is "tgt" or "lio".
+	Driver string `mapstructure:"driver"`
+	// TgtControlPort separates tgtd instances on one host (tgtd -C).
+	TgtControlPort int `mapstructure:"tgt_control_port"`
+	// ConfigFS is LIO's configfs target directory.
+	ConfigFS string `mapstructure:"configfs"`
+}
+
+// DefaultConfig is what a box runs with when sand.yaml says nothing.
+func DefaultConfig() Config {
+	return Config{
+		Name:     "san1",
+		Listen:   ":7480",
+		BaseIQN:  "iqn.2026-11.org.sand-appliance",
+		StateDir: "/var/lib/sand",
+		Pool:     PoolConfig{Kind: "lvm", VG: "sand", ThinPool: "pool", Dir: "/var/lib/sand/pool"},
+		Target:   TargetConfig{Driver: "lio", TgtControlPort: 3260, ConfigFS: "/sys/kernel/config/target"},
+	}
+}
+
+// RegistryPath is where the registry lives.
+func (c Config) RegistryPath() string { return filepath.Join(c.StateDir, "registry.json") }
+
+// IETDPath is where the rendered target configuration is written.
+func (c Config) IETDPath() string { return filepath.Join(c.StateDir, "ietd.conf") }
+
+// PortalAddr returns the portal as ip:port.
+func (c Config) PortalAddr() (netip.AddrPort, error) {
+	if ap, err := netip.ParseAddrPort(c.Portal); err == nil {
+		return ap, nil
+	}
+	a, err := netip.ParseAddr(c.Portal)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("portal %q is not an IP address or ip:port, e.g. 10.0.0.50 or 10.0.0.50:3260", c.Portal)
+	}
+	return netip.AddrPortFrom(a, iscsi.DefaultPort), nil
+}
+
+// Validate reports what is wrong with the configuration and how to fix it.
+func (c Config) Validate() error {
+	if err := ValidateName("node", c.Name); err != nil {
+		return fmt.Errorf("config name: %w", err)
+	}
+	if _, err := c.PortalAddr(); err != nil {
+		return fmt.Errorf("config portal: %w", err)
+	}
+	if err := iscsi.ValidateIQN(c.BaseIQN); err != nil {
+		return fmt.Errorf("config base_iqn: %w", err)
+	}
+	if c.StateDir == "" || !filepath.IsAbs(c.StateDir) {
+		return fmt.Errorf("config state_dir %q must be an absolute path", c.StateDir)
+	}
+	switch c.Pool.Kind {
+	case "file":
+		if !filepath.IsAbs(c.Pool.Dir) {
+			return fmt.Errorf("config pool.dir %q must be an absolute path for the file pool", c.Pool.Dir)
+		}
+		if c.Pool.Size != "" {
+			if _, err := ParseSize(c.Pool.Size); err != nil {
+				return fmt.Errorf("config pool.size: %w", err)
+			}
+		}
+	case "lvm":
+		if c.Pool.VG == "" || c.Pool.ThinPool == "" {
+			return fmt.Errorf("config pool: the lvm pool needs vg and thin_pool")
+		}
+	default:
+		return fmt.Errorf("config pool.kind %q is unknown: use file or lvm", c.Pool.Kind)
+	}
+	switch c.Target.Driver {
+	case "tgt":
+		if c.Target.TgtControlPort <= 0 || c.Target.TgtControlPort > 65535 {
+			return fmt.Errorf("config target.tgt_control_port %s must be 1 to 65535", strconv.Itoa(c.Target.TgtControlPort))
+		}
+	case "lio":
+		if !filepath.IsAbs(c.Target.ConfigFS) {
+			return fmt.Errorf("config target.configfs %q must be an absolute path", c.Target.ConfigFS)
+		}
+	default:
+		return fmt.Errorf("config target.driver %q is unknown: use tgt or lio", c.Target.Driver)
+	}
+	return nil
+}

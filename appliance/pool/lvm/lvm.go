@@ -1,0 +1,168 @@
+// Package lvm is a storage pool of thin logical volumes in one thin pool of
+// an LVM volume group: the appliance default, on the DRBD device in a pair.
+package lvm
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+
+	"github.com/sand-appliance/sand/appliance/command"
+	"github.com/sand-appliance/sand/appliance/pool"
+	"github.com/sand-appliance/sand/iscsi"
+)
+
+// Pool creates thin LVs VG/lun-NAME in VG/ThinPool.
+type Pool struct {
+	VG       string
+	ThinPool string
+	Run      command.Runner
+}
+
+func (p *Pool) Kind() string { return "lvm" }
+
+// IOType: volumes are block devices.
+func (p *Pool) IOType() iscsi.IOType    { return iscsi.BlockIO }
+func (p *Pool) Path(name string) string { return "/dev/" + p.VG + "/" + p.lv(name) }
+func (p *Pool) lv(name string) string   { return pool.VolumePrefix + name }
+func (p *Pool) ref(name string) string  { return p.VG + "/" + p.lv(name) }
+func bytesArg(n int64) string           { return strconv.FormatInt(n, 10) + "b" }
+
+func (p *Pool) Create(ctx context.Context, name string, size int64) (pool.Volume, error) {
+	_, err := p.Run.Run(ctx, "lvcreate", "--yes", "--type", "thin", "--virtualsize", bytesArg(size),
+		"--thinpool", p.ThinPool, "--name", p.lv(name), p.VG)
+	if err != nil {
+		return pool.Volume{}, fmt.Errorf("create thin volume %s: %w", p.ref(name), err)
+	}
+	return pool.Volume{Name: name, Path: p.Path(name), Size: size}, nil
+}
+
+func (p *Pool) Grow(ctx context.Context, name string, size int64) error {
+	vols, err := p.list(ctx, p.ref(name))
+	if err != nil {
+		return err
+	}
+	if len(vols) == 0 {
+		return fmt.Errorf("grow volume %s: %w", name, pool.ErrNotFound)
+	}
+	if size < vols[0].Size {
+		return fmt.Errorf("grow volume %s from %d to %d bytes: volumes never shrink", name, vols[0].Size, size)
+	}
+	if size == vols[0].Size {
+		return nil
+	}
+	if _, err := p.Run.Run(ctx, "lvextend", "--size", bytesArg(size), p.ref(name)); err != nil {
+		return fmt.Errorf("grow thin volume %s to %d bytes: %w", p.ref(name), size, err)
+	}
+	return nil
+}
+
+func (p *Pool) Delete(ctx context.Context, name string) error {
+	if _, err := p.Run.Run(ctx, "lvremove", "--yes", p.ref(name)); err != nil {
+		if strings.Contains(err.Error(), "Failed to find logical volume") {
+			return fmt.Errorf("delete volume %s: %w", name, pool.ErrNotFound)
+		}
+		return fmt.Errorf("remove thin volume %s: %w", p.ref(name), err)
+	}
+	return nil
+}
+
+func (p *Pool) List(ctx context.Context) ([]pool.Volume, error) {
+	return p.list(ctx, p.VG)
+}
+
+func (p *Pool) list(ctx context.Context, what string) ([]pool.Volume, error) {
+	lvs, err := p.lvs(ctx, what)
+	if err != nil {
+		return nil, err
+	}
+	var vols []pool.Volume
+	for _, lv := range lvs {
+		if lv.Pool != p.ThinPool || !strings.HasPrefix(lv.Name, pool.VolumePrefix) {
+			continue
+		}
+		vols = append(vols, pool.Volume{
+			Name: strings.TrimPrefix(lv.Name, pool.VolumePrefix),
+			Path: "/dev/" + p.VG + "/" + lv.Name,
+			Size: lv.Size,
+			Used: lv.used(),
+		})
+	}
+	return vols, nil
+}
+
+func (p *Pool) Capacity(ctx context.Context) (pool.Capacity, error) {
+	var c pool.Capacity
+	lvs, err := p.lvs(ctx, p.VG)
+	if err != nil {
+		return c, err
+	}
+	found := false
+	for _, lv := range lvs {
+		switch {
+		case lv.Name == p.ThinPool:
+			found = true
+			c.Size = lv.Size
+			c.Used = lv.used()
+		case lv.Pool == p.ThinPool:
+			c.Provisioned += lv.Size
+		}
+	}
+	if !found {
+		return c, fmt.Errorf("read capacity: thin pool %s/%s not found", p.VG, p.ThinPool)
+	}
+	return c, nil
+}
+
+type logicalVolume struct {
+	Name        string
+	Size        int64
+	Pool        string
+	DataPercent float64
+}
+
+func (lv logicalVolume) used() int64 {
+	return int64(math.Round(float64(lv.Size) * lv.DataPercent / 100))
+}
+
+// lvs reads LVs through lvm's JSON report rather than its columns.
+func (p *Pool) lvs(ctx context.Context, what string) ([]logicalVolume, error) {
+	out, err := p.Run.Run(ctx, "lvs", "--reportformat", "json", "--units", "b", "--nosuffix",
+		"-o", "lv_name,lv_size,pool_lv,data_percent", what)
+	if err != nil {
+		return nil, fmt.Errorf("list logical volumes of %s: %w", what, err)
+	}
+	return parseLVS(out)
+}
+
+func parseLVS(out []byte) ([]logicalVolume, error) {
+	var report struct {
+		Report []struct {
+			LV []map[string]string `json:"lv"`
+		} `json:"report"`
+	}
+	if err := json.Unmarshal(out, &report); err != nil {
+		return nil, fmt.Errorf("parse lvs report: %w", err)
+	}
+	var lvs []logicalVolume
+	for _, r := range report.Report {
+		for _, m := range r.LV {
+			lv := logicalVolume{Name: m["lv_name"], Pool: m["pool_lv"]}
+			size, err := strconv.ParseInt(strings.TrimSpace(m["lv_size"]), 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("parse lvs report: size %q of %s: %w", m["lv_size"], lv.Name, err)
+			}
+			lv.Size = size
+			if d := strings.TrimSpace(m["data_percent"]); d != "" {
+				if lv.DataPercent, err = strconv.ParseFloat(d, 64); err != nil {
+					return nil, fmt.Errorf("parse lvs report: data_percent %q of %s: %w", d, lv.Name, err)
+				}
+			}
+			lvs = append(lvs, lv)
+		}
+	}
+	return lvs, nil
+}

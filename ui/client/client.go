@@ -1,0 +1,166 @@
+// Package client is the Go client of sand's REST API, used by the sand CLI
+// and the tests; it speaks exactly what ui serves.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/sand-appliance/sand/appliance"
+	"github.com/sand-appliance/sand/iscsi"
+	"github.com/sand-appliance/sand/ui"
+)
+
+// Client calls one sand daemon.
+type Client struct {
+	BaseURL string // e.g. http://10.0.0.11:7480
+	Token   string
+	HTTP    *http.Client
+}
+
+// New returns a client with a sane timeout.
+func New(baseURL, token string) *Client {
+	return &Client{BaseURL: strings.TrimRight(baseURL, "/"), Token: token, HTTP: &http.Client{Timeout: 2 * time.Minute}}
+}
+
+// APIError is an error answer from the daemon.
+type APIError struct {
+	Status  int
+	Message string
+}
+
+func (e *APIError) Error() string { return fmt.Sprintf("%s (HTTP %d)", e.Message, e.Status) }
+
+func (c *Client) do(ctx context.Context, method, path string, body io.Reader, contentType string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, c.BaseURL+path, body)
+	if err != nil {
+		return fmt.Errorf("build request %s %s: %w", method, path, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.Token)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return fmt.Errorf("call sand API: %w", err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("read answer of %s %s: %w", method, path, err)
+	}
+	if resp.StatusCode >= 400 {
+		var e ui.Error
+		if json.Unmarshal(data, &e) != nil || e.Error == "" {
+			e.Error = strings.TrimSpace(string(data))
+		}
+		return &APIError{Status: resp.StatusCode, Message: e.Error}
+	}
+	switch out := out.(type) {
+	case nil:
+		return nil
+	case *[]byte:
+		*out = data
+		return nil
+	default:
+		if err := json.Unmarshal(data, out); err != nil {
+			return fmt.Errorf("decode answer of %s %s: %w", method, path, err)
+		}
+		return nil
+	}
+}
+
+func (c *Client) doJSON(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		data, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("encode request: %w", err)
+		}
+		body = bytes.NewReader(data)
+	}
+	return c.do(ctx, method, path, body, "application/json", out)
+}
+
+func (c *Client) Status(ctx context.Context) (appliance.Status, error) {
+	var s appliance.Status
+	return s, c.doJSON(ctx, http.MethodGet, "/api/v1/status", nil, &s)
+}
+
+func (c *Client) TargetConfig(ctx context.Context) ([]byte, error) {
+	var b []byte
+	return b, c.do(ctx, http.MethodGet, "/api/v1/target", nil, "", &b)
+}
+
+func (c *Client) Sessions(ctx context.Context) ([]iscsi.Session, error) {
+	var s []iscsi.Session
+	return s, c.doJSON(ctx, http.MethodGet, "/api/v1/sessions", nil, &s)
+}
+
+func (c *Client) LUNs(ctx context.Context) ([]ui.LUNView, error) {
+	var l []ui.LUNView
+	return l, c.doJSON(ctx, http.MethodGet, "/api/v1/luns", nil, &l)
+}
+
+func (c *Client) LUN(ctx context.Context, name string) (ui.LUNView, error) {
+	var l ui.LUNView
+	return l, c.doJSON(ctx, http.MethodGet, "/api/v1/luns/"+url.PathEscape(name), nil, &l)
+}
+
+func (c *Client) CreateLUN(ctx context.Context, req ui.CreateLUNRequest) (ui.LUNView, error) {
+	var l ui.LUNView
+	return l, c.doJSON(ctx, http.MethodPost, "/api/v1/luns", req, &l)
+}
+
+func (c *Client) UpdateLUN(ctx context.Context, name string, req ui.UpdateLUNRequest) (ui.LUNView, error) {
+	var l ui.LUNView
+	return l, c.doJSON(ctx, http.MethodPatch, "/api/v1/luns/"+url.PathEscape(name), req, &l)
+}
+
+func (c *Client) DeleteLUN(ctx context.Context, name string) error {
+	return c.doJSON(ctx, http.MethodDelete, "/api/v1/luns/"+url.PathEscape(name), nil, nil)
+}
+
+func (c *Client) Groups(ctx context.Context) ([]appliance.InitiatorGroup, error) {
+	var g []appliance.InitiatorGroup
+	return g, c.doJSON(ctx, http.MethodGet, "/api/v1/initiator-groups", nil, &g)
+}
+
+func (c *Client) Group(ctx context.Context, name string) (appliance.InitiatorGroup, error) {
+	var g appliance.InitiatorGroup
+	return g, c.doJSON(ctx, http.MethodGet, "/api/v1/initiator-groups/"+url.PathEscape(name), nil, &g)
+}
+
+func (c *Client) CreateGroup(ctx context.Context, g appliance.InitiatorGroup) (appliance.InitiatorGroup, error) {
+	var out appliance.InitiatorGroup
+	return out, c.doJSON(ctx, http.MethodPost, "/api/v1/initiator-groups", g, &out)
+}
+
+func (c *Client) UpdateGroup(ctx context.Context, name string, u appliance.GroupUpdate) (appliance.InitiatorGroup, error) {
+	var out appliance.InitiatorGroup
+	return out, c.doJSON(ctx, http.MethodPatch, "/api/v1/initiator-groups/"+url.PathEscape(name), u, &out)
+}
+
+func (c *Client) DeleteGroup(ctx context.Context, name string) error {
+	return c.doJSON(ctx, http.MethodDelete, "/api/v1/initiator-groups/"+url.PathEscape(name), nil, nil)
+}
+
+// Import sends an ietd.conf to be turned into registry entries.
+func (c *Client) Import(ctx context.Context, conf []byte, group string, dryRun bool) ([]ui.LUNView, error) {
+	q := url.Values{}
+	if group != "" {
+		q.Set("group", group)
+	}
+	if dryRun {
+		q.Set("dry_run", "true")
+	}
+	var l []ui.LUNView
+	return l, c.do(ctx, http.MethodPost, "/api/v1/import?"+q.Encode(), bytes.NewReader(conf), "text/plain", &l)
+}
