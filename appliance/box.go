@@ -273,9 +273,6 @@ func (b *Box) checkSpace(ctx context.Context, more int64) error {
 	if err != nil {
 		return err
 	}
-	if limit := b.poolLimit(); limit > 0 && limit < c.Size {
-		c.Size = limit
-	}
 	free := c.Size - c.Provisioned
 	if b.cfg.Pool.Overcommit {
 		free = c.Size
@@ -285,11 +282,6 @@ func (b *Box) checkSpace(ctx context.Context, more int64) error {
 			FormatSize(more), FormatSize(max(free, 0)), FormatSize(c.Provisioned), FormatSize(c.Size))
 	}
 	return nil
-}
-
-func (b *Box) poolLimit() int64 {
-	n, _ := ParseSize(b.cfg.Pool.Size)
-	return n
 }
 
 // LUNUpdate changes a LUN; nil fields stay as they are.
@@ -569,9 +561,6 @@ func (b *Box) Status(ctx context.Context) Status {
 		s.Problems = append(s.Problems, err.Error())
 	} else {
 		s.Capacity = Capacity{Size: c.Size, Provisioned: c.Provisioned, Used: c.Used}
-		if limit := b.poolLimit(); limit > 0 && limit < c.Size {
-			s.Capacity.Size = limit
-		}
 	}
 	if sess, err := b.driver.Sessions(ctx); err != nil {
 		s.Problems = append(s.Problems, err.Error())

@@ -34,8 +34,8 @@ func (d *fakeDriver) Apply(ctx context.Context, tg iscsi.TargetGroup) error {
 	return nil
 }
 func (d *fakeDriver) Sessions(ctx context.Context) ([]iscsi.Session, error) { return nil, nil }
-func (d *fakeDriver) Stop(ctx context.Context) error                      { d.applied = iscsi.TargetGroup{}; return nil }
-func (d *fakeDriver) FirstLUN() int                                       { return 1 }
+func (d *fakeDriver) Stop(ctx context.Context) error                        { d.applied = iscsi.TargetGroup{}; return nil }
+func (d *fakeDriver) FirstLUN() int                                         { return 1 }
 
 type testBox struct {
 	*Box
@@ -55,7 +55,7 @@ func newTestBox(t *testing.T) testBox {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	p, err := file.New(cfg.Pool.Dir, 0)
+	p, err := file.New(cfg.Pool.Dir, 1<<30)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +161,10 @@ func TestBadRequestsChangeNothing(t *testing.T) {
 		msg  string
 	}{
 		{"empty name", func() error { _, err := tb.CreateLUN(ctx, LUNRequest{Size: mib}); return err }, ErrInvalid, "empty"},
-		{"long name", func() error { _, err := tb.CreateLUN(ctx, LUNRequest{Name: strings.Repeat("a", 64), Size: mib}); return err }, ErrInvalid, "at most 63"},
+		{"long name", func() error {
+			_, err := tb.CreateLUN(ctx, LUNRequest{Name: strings.Repeat("a", 64), Size: mib})
+			return err
+		}, ErrInvalid, "at most 63"},
 		{"space", func() error { _, err := tb.CreateLUN(ctx, LUNRequest{Name: "vm 02", Size: mib}); return err }, ErrInvalid, "lower-case"},
 		{"slash", func() error { _, err := tb.CreateLUN(ctx, LUNRequest{Name: "a/b", Size: mib}); return err }, ErrInvalid, "lower-case"},
 		{"dotdot", func() error { _, err := tb.CreateLUN(ctx, LUNRequest{Name: "a..b", Size: mib}); return err }, ErrInvalid, ".."},
@@ -174,8 +177,14 @@ func TestBadRequestsChangeNothing(t *testing.T) {
 		{"negative size", func() error { _, err := tb.CreateLUN(ctx, LUNRequest{Name: "vm02", Size: -mib}); return err }, ErrInvalid, "larger than 0"},
 		{"odd size", func() error { _, err := tb.CreateLUN(ctx, LUNRequest{Name: "vm02", Size: 1000}); return err }, ErrInvalid, "multiple"},
 		{"larger than pool", func() error { _, err := tb.CreateLUN(ctx, LUNRequest{Name: "vm02", Size: 2 << 30}); return err }, ErrNoSpace, "free in the pool"},
-		{"unknown group", func() error { _, err := tb.CreateLUN(ctx, LUNRequest{Name: "vm02", Size: mib, Group: "nope"}); return err }, ErrNotFound, "does not exist"},
-		{"bad target", func() error { _, err := tb.CreateLUN(ctx, LUNRequest{Name: "vm02", Size: mib, Target: "A B"}); return err }, ErrInvalid, "target name"},
+		{"unknown group", func() error {
+			_, err := tb.CreateLUN(ctx, LUNRequest{Name: "vm02", Size: mib, Group: "nope"})
+			return err
+		}, ErrNotFound, "does not exist"},
+		{"bad target", func() error {
+			_, err := tb.CreateLUN(ctx, LUNRequest{Name: "vm02", Size: mib, Target: "A B"})
+			return err
+		}, ErrInvalid, "target name"},
 		{"shrink", func() error { _, err := tb.UpdateLUN(ctx, "vm01", LUNUpdate{Size: size(32 * mib)}); return err }, ErrInvalid, "shrinking"},
 		{"grow past pool", func() error { _, err := tb.UpdateLUN(ctx, "vm01", LUNUpdate{Size: size(4 << 30)}); return err }, ErrNoSpace, "free"},
 		{"resize missing", func() error { _, err := tb.UpdateLUN(ctx, "nope", LUNUpdate{Size: size(mib)}); return err }, ErrNotFound, "does not exist"},

@@ -121,8 +121,8 @@ func (c Config) Validate() error {
 	}
 	switch c.Target.Driver {
 	case "tgt":
-		if c.Target.TgtControlPort <= 0 || c.Target.TgtControlPort > 65535 {
-			return fmt.Errorf("config target.tgt_control_port %s must be 1 to 65535", strconv.Itoa(c.Target.TgtControlPort))
+		if c.Target.TgtControlPort <= 0 || c.Target.TgtControlPort > 32767 {
+			return fmt.Errorf("config target.tgt_control_port %s must be 1 to 32767 (tgtd -C range)", strconv.Itoa(c.Target.TgtControlPort))
 		}
 	case "lio":
 		if !filepath.IsAbs(c.Target.ConfigFS) {

@@ -1,0 +1,232 @@
+package lio
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path"
+	"strings"
+	"sync"
+
+	"github.com/sand-appliance/sand/iscsi"
+)
+
+// ErrNotLoaded means the configfs target directory is missing:
+// target_core_mod is not loaded or configfs is not mounted.
+var ErrNotLoaded = errors.New("LIO configfs tree is missing: load target_core_mod and mount configfs on /sys/kernel/config")
+
+// ErrBusy means a backstore still holds a backing device open.
+var ErrBusy = errors.New("LIO still holds backing devices")
+
+// defaultDBRoot is the kernel's dbroot when /etc/target is missing at load
+// time (LAB.md), used when the attribute cannot be read.
+const defaultDBRoot = "/var/target"
+
+// Driver is the LIO implementation of iscsi.Driver. It writes configfs
+// directly through FS. Its methods are serialised, so a reader never sees
+// a half-applied change.
+type Driver struct {
+	fs     FS
+	host   Host
+	log    *slog.Logger
+	dbroot string
+
+	mu sync.Mutex
+}
+
+var _ iscsi.Driver = (*Driver)(nil)
+
+// Option configures a Driver.
+type Option func(*Driver)
+
+// WithDBRoot makes LIO keep its persistent reservation (APTPL) and ALUA
+// state in dir instead of the node-local default (/var/target). In a pair
+// dir must be on the replicated metadata volume, so that reservations
+// follow a failover. The kernel accepts a new dbroot only while no fabric
+// module is registered (target_core_item_dbroot_store refuses once
+// iscsi_target_mod has loaded), so the first Apply after boot must run
+// before anything loads iscsi_target_mod; Apply writes it before any other
+// configfs change.
+func WithDBRoot(dir string) Option {
+	return func(d *Driver) {
+		if dir != "" {
+			dir = path.Clean(dir)
+		}
+		d.dbroot = dir
+	}
+}
+
+// WithHost replaces the local filesystem checks (tests).
+func WithHost(h Host) Option {
+	return func(d *Driver) { d.host = h }
+}
+
+// New returns a driver writing configfs through fsys (NewOSFS("") on a real
+// box).
+func New(fsys FS, logger *slog.Logger, opts ...Option) *Driver {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	d := &Driver{fs: fsys, host: OSHost{}, log: logger}
+	for _, o := range opts {
+		o(d)
+	}
+	return d
+}
+
+// FirstLUN implements iscsi.Driver: LIO exports data at LUN 0.
+func (d *Driver) FirstLUN() int { return 0 }
+
+// Apply implements iscsi.Driver. It reads the live tree, plans the
+// difference and changes only that: a second Apply of the same group writes
+// nothing, and removing one LUN or target touches no other. It does not roll
+// back: a failed Apply leaves a state the next Apply converges from, and a
+// target it was building stays disabled because enable is written last.
+func (d *Driver) Apply(ctx context.Context, tg iscsi.TargetGroup) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("apply LIO target group: %w", err)
+	}
+	w, err := newDesired(tg, d.dbroot, d.host.IsBlockDevice)
+	if err != nil {
+		return fmt.Errorf("apply LIO target group: %w", err)
+	}
+	l, err := readLive(d.fs)
+	if err != nil {
+		return fmt.Errorf("apply LIO target group: read live configfs: %w", err)
+	}
+	if !l.loaded {
+		return fmt.Errorf("apply LIO target group: %w", ErrNotLoaded)
+	}
+	if err := d.prepareDBRoot(l); err != nil {
+		return fmt.Errorf("apply LIO target group: %w", err)
+	}
+	steps := planApply(l, w)
+	n, err := d.run(ctx, steps)
+	if err != nil {
+		return fmt.Errorf("apply LIO target group: %w", err)
+	}
+	d.log.Info("LIO target group applied", "targets", len(w.targets), "backstores", len(w.backstores), "changes", n)
+	return nil
+}
+
+// prepareDBRoot makes the pr/ and alua/ directories under the dbroot LIO
+// will use: without pr/, PERSISTENT RESERVE OUT fails with NOT READY
+// (LAB.md), and the kernel accepts a dbroot only if the directory exists.
+func (d *Driver) prepareDBRoot(l *live) error {
+	dir := d.dbroot
+	if dir == "" {
+		dir = l.dbroot
+	}
+	if dir == "" {
+		dir = defaultDBRoot
+	}
+	for _, sub := range []string{"pr", "alua"} {
+		if err := d.host.MkdirAll(path.Join(dir, sub)); err != nil {
+			return fmt.Errorf("prepare LIO dbroot %s: %w", dir, err)
+		}
+	}
+	return nil
+}
+
+// Stop implements iscsi.Driver: it removes every iSCSI target and every
+// backstore (sand's or not) in reverse order, each target disabled first,
+// and then checks that no backstore holds a device, so that a DRBD demote
+// that follows does not find the device busy.
+func (d *Driver) Stop(ctx context.Context) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	l, err := readLive(d.fs)
+	if err != nil {
+		return fmt.Errorf("stop LIO: read live configfs: %w", err)
+	}
+	if !l.loaded {
+		return nil // nothing can be exported
+	}
+	n, err := d.run(ctx, planStop(l))
+	if err != nil {
+		return fmt.Errorf("stop LIO: %w", err)
+	}
+	if err := d.released(); err != nil {
+		return fmt.Errorf("stop LIO: %w", err)
+	}
+	d.log.Info("LIO stopped", "changes", n)
+	return nil
+}
+
+// Released reports, with an error wrapping ErrBusy, any backstore that
+// still references a backing path; with paths given, only backstores on
+// those paths count. Call it before demoting DRBD.
+func (d *Driver) Released(ctx context.Context, paths ...string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("check LIO released its devices: %w", err)
+	}
+	return d.released(paths...)
+}
+
+func (d *Driver) released(paths ...string) error {
+	l, err := readLive(d.fs)
+	if err != nil {
+		return fmt.Errorf("check LIO released its devices: %w", err)
+	}
+	var busy []string
+	for _, key := range sortedKeys(l.backstores) {
+		b := l.backstores[key]
+		if len(paths) > 0 && !contains(paths, b.path) {
+			continue
+		}
+		busy = append(busy, fmt.Sprintf("core/%s on %s", key, b.path))
+	}
+	if len(busy) > 0 {
+		return fmt.Errorf("%w: %s", ErrBusy, strings.Join(busy, ", "))
+	}
+	return nil
+}
+
+// run executes steps in order and stops at the first error, which names the
+// step's purpose, the configfs operation and its path. It returns how many
+// changes (not checks) it made.
+func (d *Driver) run(ctx context.Context, steps []step) (int, error) {
+	changes := 0
+	for _, s := range steps {
+		if err := ctx.Err(); err != nil {
+			return changes, fmt.Errorf("%s: %w", s.why, err)
+		}
+		var err error
+		switch s.kind {
+		case opMkdir:
+			err = d.fs.Mkdir(s.path)
+		case opWrite:
+			err = d.fs.WriteFile(s.path, []byte(s.data))
+		case opSymlink:
+			err = d.fs.Symlink(s.data, s.path)
+		case opRmdir, opUnlink:
+			err = d.fs.Remove(s.path)
+		case opCheck:
+			if err = s.check(d.fs); err != nil {
+				return changes, fmt.Errorf("%s: check %s: %w", s.why, s.path, err)
+			}
+			continue
+		default:
+			err = fmt.Errorf("unknown operation %q", s.kind)
+		}
+		if err != nil {
+			return changes, fmt.Errorf("%s: %s %s: %w", s.why, s.kind, s.path, bareErr(err))
+		}
+		changes++
+		d.log.Debug("configfs", "op", string(s.kind), "path", s.path, "value", redact(s))
+	}
+	return changes, nil
+}
+
+// redact hides CHAP secrets from logs.
+func redact(s step) string {
+	if s.kind == opWrite && strings.Contains(s.path, "/auth/password") && s.data != "NULL" {
+		return "(secret)"
+	}
+	return s.data
+}
