@@ -33,6 +33,7 @@ type Box struct {
 	// they stay in the registry but are not exported.
 	missing  map[string]bool
 	problems []string
+	events   EventLog
 }
 
 // NewBox wires a box together; Start brings it up.
@@ -126,6 +127,9 @@ func (b *Box) applyTarget(ctx context.Context, reg Registry) error {
 	if err != nil {
 		return err
 	}
+	if err := tg.Validate(); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
 	if err := WriteFileAtomic(b.cfg.IETDPath(), iscsi.RenderIETD(tg), 0o600); err != nil {
 		return fmt.Errorf("write target configuration: %w", err)
 	}
@@ -200,6 +204,7 @@ func (b *Box) CreateLUN(ctx context.Context, req LUNRequest) (LUN, error) {
 		return LUN{}, fmt.Errorf("create LUN %s: %w", lun.Name, err)
 	}
 	b.log.Info("LUN created", "lun", lun.Name, "size", lun.Size, "target", lun.Target, "number", lun.Number, "group", lun.Group)
+	b.record(EventLUNCreated, "LUN %s created: %s, target %s, LUN %d, initiator group %q", lun.Name, FormatSize(lun.Size), lun.Target, lun.Number, lun.Group)
 	return lun, nil
 }
 
@@ -338,6 +343,7 @@ func (b *Box) UpdateLUN(ctx context.Context, name string, u LUNUpdate) (LUN, err
 		return LUN{}, fmt.Errorf("update LUN %s: %w", name, err)
 	}
 	b.log.Info("LUN updated", "lun", name, "size", updated.Size, "group", updated.Group)
+	b.record(EventLUNUpdated, "LUN %s updated: %s, initiator group %q", name, FormatSize(updated.Size), updated.Group)
 	return updated, nil
 }
 
@@ -363,6 +369,7 @@ func (b *Box) DeleteLUN(ctx context.Context, name string) error {
 		}
 	}
 	b.log.Info("LUN deleted", "lun", name)
+	b.record(EventLUNDeleted, "LUN %s deleted (target %s)", name, lun.Target)
 	return nil
 }
 
@@ -422,6 +429,7 @@ func (b *Box) CreateGroup(ctx context.Context, g InitiatorGroup) (InitiatorGroup
 		return InitiatorGroup{}, fmt.Errorf("create initiator group %s: %w", g.Name, err)
 	}
 	b.log.Info("initiator group created", "group", g.Name, "initiators", len(g.Initiators))
+	b.record(EventGroupCreated, "initiator group %s created with %d initiators", g.Name, len(g.Initiators))
 	return g, nil
 }
 
@@ -476,6 +484,7 @@ func (b *Box) UpdateGroup(ctx context.Context, name string, u GroupUpdate) (Init
 		return InitiatorGroup{}, fmt.Errorf("update initiator group %s: %w", name, err)
 	}
 	b.log.Info("initiator group updated", "group", name, "initiators", len(updated.Initiators))
+	b.record(EventGroupUpdated, "initiator group %s updated: %d initiators, CHAP %s", name, len(updated.Initiators), onOff(updated.CHAP != nil))
 	return updated, nil
 }
 
@@ -505,6 +514,7 @@ func (b *Box) DeleteGroup(ctx context.Context, name string) error {
 	if err := b.commit(ctx, next, nil); err != nil {
 		return fmt.Errorf("delete initiator group %s: %w", name, err)
 	}
+	b.record(EventGroupDeleted, "initiator group %s deleted", name)
 	return nil
 }
 

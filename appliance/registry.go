@@ -137,6 +137,7 @@ func (r *Registry) Validate() error {
 	slots := map[slot]string{}
 	targetGroup := map[string]string{}
 	serials := map[string]string{}
+	naas := map[string]string{}
 	for _, l := range r.LUNs {
 		if err := ValidateName("LUN", l.Name); err != nil {
 			return err
@@ -158,6 +159,12 @@ func (r *Registry) Validate() error {
 		if l.NAA != iscsi.NAAFromSerial(l.Serial) {
 			return fmt.Errorf("%w: LUN %q: NAA %q does not match serial %q", ErrInvalid, l.Name, l.NAA, l.Serial)
 		}
+		// Imported serials such as "disk1" and "disk-1" give the same NAA;
+		// initiators would take the two LUNs for one disk.
+		if other, ok := naas[l.NAA]; ok {
+			return fmt.Errorf("%w: LUNs %q and %q would share the NAA %s (their serials differ only in non-hex characters): give one of them another ScsiSN", ErrInvalid, other, l.Name, l.NAA)
+		}
+		naas[l.NAA] = l.Name
 		if err := iscsi.ValidateIQN(l.Target); err != nil {
 			return fmt.Errorf("%w: LUN %q: %v", ErrInvalid, l.Name, err)
 		}

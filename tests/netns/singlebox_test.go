@@ -26,26 +26,26 @@ const (
 // restarts of sand (clean and kill -9) that must change nothing an
 // initiator can see.
 func TestSingleBox(t *testing.T) {
-	netlab.Require(t, tools...)
+	netlab.Require(t, netlab.Tools...)
 	lab := netlab.New(t, "10.210.0")
 	srv := lab.AddHost("box", 11)
 	cli := lab.AddHost("client", 100)
-	box := newSandBox(t, srv, netlab.BuildSand(t))
-	box.start(cli)
+	box := netlab.NewSandBox(t, srv, netlab.BuildSand(t))
+	box.Start(cli)
 	portal := srv.IP + ":3260"
-	dom := initiator{t: t, host: cli, iqn: dom0}
-	other := initiator{t: t, host: cli, iqn: intruder}
+	dom := netlab.Initiator{T: t, Host: cli, IQN: dom0}
+	other := netlab.Initiator{T: t, Host: cli, IQN: intruder}
 
-	box.mustCLI(cli, "group", "create", "xen-cluster", dom0)
+	box.MustCLI(cli, "group", "create", "xen-cluster", dom0)
 	names := []string{"vm01", "vm02", "vm03"}
 	luns := map[string]ui.LUNView{}
 	for _, n := range names {
-		box.mustCLI(cli, "lun", "create", n, "--size", "64M", "--group", "xen-cluster")
-		luns[n] = box.lun(cli, n)
+		box.MustCLI(cli, "lun", "create", n, "--size", "64M", "--group", "xen-cluster")
+		luns[n] = box.LUN(cli, n)
 	}
 
 	// Discovery as the dom0 finds the three targets.
-	found, err := dom.discover(portal)
+	found, err := dom.Discover(portal)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,22 +59,22 @@ func TestSingleBox(t *testing.T) {
 	patterns := map[string]byte{"vm01": 0xa1, "vm02": 0xa2, "vm03": 0xa3}
 	for _, n := range names {
 		l := luns[n]
-		dom.writePattern(portal, l.Target, l.Number, patterns[n], "4M")
-		if err := dom.checkPattern(portal, l.Target, l.Number, patterns[n], "4M"); err != nil {
+		dom.WritePattern(portal, l.Target, l.Number, patterns[n], "4M")
+		if err := dom.CheckPattern(portal, l.Target, l.Number, patterns[n], "4M"); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// The check can fail: a wrong pattern is caught.
-	if err := dom.checkPattern(portal, luns["vm01"].Target, luns["vm01"].Number, 0x5a, "4M"); err == nil {
+	if err := dom.CheckPattern(portal, luns["vm01"].Target, luns["vm01"].Number, 0x5a, "4M"); err == nil {
 		t.Fatal("reading the wrong pattern passed: the data check cannot fail")
 	}
 
 	// Grow vm02 and see the new size from the initiator.
-	box.mustCLI(cli, "lun", "resize", "vm02", "--size", "128M")
-	if size, err := dom.capacity(portal, luns["vm02"].Target, luns["vm02"].Number); err != nil || size != 128*mib {
+	box.MustCLI(cli, "lun", "resize", "vm02", "--size", "128M")
+	if size, err := dom.Capacity(portal, luns["vm02"].Target, luns["vm02"].Number); err != nil || size != 128*mib {
 		t.Errorf("vm02 after resize: %d bytes, %v; want %d", size, err, 128*mib)
 	}
-	if err := dom.checkPattern(portal, luns["vm02"].Target, luns["vm02"].Number, patterns["vm02"], "4M"); err != nil {
+	if err := dom.CheckPattern(portal, luns["vm02"].Target, luns["vm02"].Number, patterns["vm02"], "4M"); err != nil {
 		t.Errorf("vm02 lost its data in the resize: %v", err)
 	}
 
@@ -82,7 +82,7 @@ func TestSingleBox(t *testing.T) {
 		t.Helper()
 		for _, n := range []string{"vm01", "vm02"} {
 			l := luns[n]
-			serial, vpd83, err := dom.identity(portal, l.Target, l.Number)
+			serial, vpd83, err := dom.Identity(portal, l.Target, l.Number)
 			if err != nil {
 				t.Fatalf("%s: %v", when, err)
 			}
@@ -95,8 +95,8 @@ func TestSingleBox(t *testing.T) {
 	checkIdentity("after create")
 
 	// Delete vm03: gone from discovery, the others untouched.
-	box.mustCLI(cli, "lun", "delete", "vm03")
-	found, err = dom.discover(portal)
+	box.MustCLI(cli, "lun", "delete", "vm03")
+	found, err = dom.Discover(portal)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,10 +105,10 @@ func TestSingleBox(t *testing.T) {
 	}
 
 	// An initiator outside the group sees nothing and cannot open a LUN.
-	if seen, _ := other.discover(portal); len(seen) != 0 {
+	if seen, _ := other.Discover(portal); len(seen) != 0 {
 		t.Errorf("initiator outside the group discovers %q", seen)
 	}
-	if out, err := other.qemuIO(portal, luns["vm01"].Target, luns["vm01"].Number, true, "read 0 4k"); err == nil {
+	if out, err := other.QemuIO(portal, luns["vm01"].Target, luns["vm01"].Number, true, "read 0 4k"); err == nil {
 		t.Errorf("initiator outside the group read vm01: %s", out)
 	}
 
@@ -116,34 +116,34 @@ func TestSingleBox(t *testing.T) {
 		t.Helper()
 		for _, n := range []string{"vm01", "vm02"} {
 			l := luns[n]
-			if err := dom.checkPattern(portal, l.Target, l.Number, patterns[n], "4M"); err != nil {
+			if err := dom.CheckPattern(portal, l.Target, l.Number, patterns[n], "4M"); err != nil {
 				t.Errorf("%s: %v", when, err)
 			}
-			if got := box.lun(cli, n); got.Serial != l.Serial || got.NAA != l.NAA || got.Target != l.Target {
+			if got := box.LUN(cli, n); got.Serial != l.Serial || got.NAA != l.NAA || got.Target != l.Target {
 				t.Errorf("%s: %s registry identity changed: %+v", when, n, got)
 			}
 		}
-		if _, err := box.cli(cli, "lun", "show", "vm03"); err == nil {
+		if _, err := box.CLI(cli, "lun", "show", "vm03"); err == nil {
 			t.Errorf("%s: deleted vm03 came back", when)
 		}
 		checkIdentity(when)
 	}
 
 	// A clean restart of sand, then a kill -9: same LUNs, identity, data.
-	if err := box.proc.Signal(syscall.SIGTERM); err != nil {
+	if err := box.Proc.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	box.start(cli)
+	box.Start(cli)
 	checkSurvivors("after restart")
-	if err := box.proc.Signal(syscall.SIGKILL); err != nil {
+	if err := box.Proc.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	box.start(cli)
+	box.Start(cli)
 	checkSurvivors("after kill -9")
 	// Even with tgtd gone too (a reboot), sand brings every LUN back.
-	box.proc.Signal(syscall.SIGKILL)
-	box.endTgtd()
-	box.start(cli)
+	box.Proc.Signal(syscall.SIGKILL)
+	box.EndTgtd()
+	box.Start(cli)
 	checkSurvivors("after kill -9 of sand and tgtd")
 }
 
