@@ -160,6 +160,12 @@ func (p *Proc) Signal(sig syscall.Signal) error {
 	}
 }
 
+// Err is the process's exit error once it has ended (nil for exit 0).
+func (p *Proc) Err() error {
+	<-p.done
+	return p.err
+}
+
 // Exited reports whether the process has ended.
 func (p *Proc) Exited() bool {
 	select {

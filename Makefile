@@ -1,0 +1,17 @@
+# The two commands of the README:
+#   make run    build sand and the appliance image, bring up the two-box lab
+#   make test   run every test tier
+.PHONY: run test build down
+
+build:
+	tests/setup.sh
+	PATH=/usr/local/go/bin:$$PATH go build -o bin/sand ./sand
+
+run: build
+	bin/sand lab up
+
+down:
+	bin/sand lab down
+
+test:
+	tests/run.sh
