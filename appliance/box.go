@@ -29,6 +29,9 @@ type Box struct {
 
 	mu  sync.RWMutex
 	reg Registry
+	// active is true while this box is the one serving: standalone, or
+	// primary of a pair. Only an active box writes the registry.
+	active bool
 	// missing names LUNs whose volume the last reconcile did not find;
 	// they stay in the registry but are not exported.
 	missing  map[string]bool
@@ -44,22 +47,18 @@ func NewBox(cfg Config, p pool.Pool, driver iscsi.Driver, logger *slog.Logger) *
 	}
 }
 
-// Start loads the registry and reconciles the pool and the target with it.
+// Start brings up a standalone box: it is always the one serving.
 func (b *Box) Start(ctx context.Context) error {
-	reg, err := b.store.Load()
-	if err != nil {
-		return fmt.Errorf("start box: %w", err)
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.reg = reg
-	return b.reconcile(ctx)
+	return b.Activate(ctx)
 }
 
 // Reconcile makes the pool and the target match the registry again.
 func (b *Box) Reconcile(ctx context.Context) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if err := b.writable(); err != nil {
+		return err
+	}
 	return b.reconcile(ctx)
 }
 
@@ -189,6 +188,9 @@ type LUNRequest struct {
 func (b *Box) CreateLUN(ctx context.Context, req LUNRequest) (LUN, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if err := b.writable(); err != nil {
+		return LUN{}, err
+	}
 	next := b.reg.Clone()
 	lun, err := b.newLUN(ctx, &next, req)
 	if err != nil {
@@ -302,6 +304,9 @@ type LUNUpdate struct {
 func (b *Box) UpdateLUN(ctx context.Context, name string, u LUNUpdate) (LUN, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if err := b.writable(); err != nil {
+		return LUN{}, err
+	}
 	i := b.reg.FindLUN(name)
 	if i < 0 {
 		return LUN{}, fmt.Errorf("%w: LUN %q does not exist", ErrNotFound, name)
@@ -351,6 +356,9 @@ func (b *Box) UpdateLUN(ctx context.Context, name string, u LUNUpdate) (LUN, err
 func (b *Box) DeleteLUN(ctx context.Context, name string) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if err := b.writable(); err != nil {
+		return err
+	}
 	i := b.reg.FindLUN(name)
 	if i < 0 {
 		return fmt.Errorf("%w: LUN %q does not exist", ErrNotFound, name)
@@ -417,6 +425,9 @@ func (b *Box) Groups() []InitiatorGroup {
 func (b *Box) CreateGroup(ctx context.Context, g InitiatorGroup) (InitiatorGroup, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if err := b.writable(); err != nil {
+		return InitiatorGroup{}, err
+	}
 	if err := g.Validate(); err != nil {
 		return InitiatorGroup{}, err
 	}
@@ -448,6 +459,9 @@ type GroupUpdate struct {
 func (b *Box) UpdateGroup(ctx context.Context, name string, u GroupUpdate) (InitiatorGroup, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if err := b.writable(); err != nil {
+		return InitiatorGroup{}, err
+	}
 	i := b.reg.FindGroup(name)
 	if i < 0 {
 		return InitiatorGroup{}, fmt.Errorf("%w: initiator group %q does not exist", ErrNotFound, name)
@@ -500,6 +514,9 @@ func nilIfEmpty(c *iscsi.CHAP) *iscsi.CHAP {
 func (b *Box) DeleteGroup(ctx context.Context, name string) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if err := b.writable(); err != nil {
+		return err
+	}
 	i := b.reg.FindGroup(name)
 	if i < 0 {
 		return fmt.Errorf("%w: initiator group %q does not exist", ErrNotFound, name)

@@ -30,9 +30,24 @@ type Config struct {
 	// instead when set.
 	APIToken     string `mapstructure:"api_token"`
 	APITokenFile string `mapstructure:"api_token_file"`
+	// AdminPasswordHash is the bcrypt hash of the web UI's admin password
+	// (user admin), e.g. from `mkpasswd -m bcrypt` or `htpasswd -nbB admin
+	// PASSWORD | cut -d: -f2`. When set it is the password, and the UI
+	// cannot change it.
+	AdminPasswordHash string `mapstructure:"admin_password_hash"`
+	// AdminPasswordFile holds a first admin password in clear text (first
+	// boot writes one). At the first start sand keeps its bcrypt hash in
+	// AdminPasswordPath and reads the file no more; the admin changes the
+	// password in the UI.
+	AdminPasswordFile string `mapstructure:"admin_password_file"`
+	// SecureCookies sets the Secure flag on the UI's session cookie on
+	// plain HTTP too: set it when a TLS proxy fronts sand. Requests that
+	// arrive over TLS get Secure cookies anyway.
+	SecureCookies bool `mapstructure:"secure_cookies"`
 
 	Pool   PoolConfig   `mapstructure:"pool"`
 	Target TargetConfig `mapstructure:"target"`
+	Pair   PairConfig   `mapstructure:"pair"`
 }
 
 // PoolConfig selects and sizes the storage pool.
@@ -76,8 +91,18 @@ func (c Config) RegistryPath() string { return filepath.Join(c.StateDir, "regist
 // IETDPath is where the rendered target configuration is written.
 func (c Config) IETDPath() string { return filepath.Join(c.StateDir, "ietd.conf") }
 
+// AdminPasswordPath is where the UI keeps the admin password's hash.
+func (c Config) AdminPasswordPath() string { return filepath.Join(c.StateDir, "admin-password") }
+
 // PortalAddr returns the portal as ip:port.
 func (c Config) PortalAddr() (netip.AddrPort, error) {
+	if c.Paired() {
+		vip, err := c.Pair.VIPPrefix()
+		if err != nil {
+			return netip.AddrPort{}, err
+		}
+		return netip.AddrPortFrom(vip.Addr(), iscsi.DefaultPort), nil
+	}
 	if ap, err := netip.ParseAddrPort(c.Portal); err == nil {
 		return ap, nil
 	}
@@ -93,7 +118,7 @@ func (c Config) Validate() error {
 	if err := ValidateName("node", c.Name); err != nil {
 		return fmt.Errorf("config name: %w", err)
 	}
-	if _, err := c.PortalAddr(); err != nil {
+	if _, err := c.PortalAddr(); err != nil && !c.Paired() {
 		return fmt.Errorf("config portal: %w", err)
 	}
 	if err := iscsi.ValidateIQN(c.BaseIQN); err != nil {
@@ -131,5 +156,5 @@ func (c Config) Validate() error {
 	default:
 		return fmt.Errorf("config target.driver %q is unknown: use tgt or lio", c.Target.Driver)
 	}
-	return nil
+	return c.validatePair()
 }

@@ -60,6 +60,9 @@ func (b *Box) Import(ctx context.Context, data []byte, group string, dryRun bool
 	if dryRun || len(added) == 0 {
 		return added, nil
 	}
+	if err := b.writable(); err != nil {
+		return nil, err
+	}
 	if err := b.commit(ctx, next, nil); err != nil {
 		return nil, fmt.Errorf("import ietd.conf: %w", err)
 	}

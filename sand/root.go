@@ -40,7 +40,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetArgs(args)
 	root.PersistentFlags().StringVar(&e.configFile, "config", defaultConfigFile, "node configuration file")
 	root.PersistentFlags().StringVar(&e.logLevel, "log-level", "info", "log level: debug, info, warn, error")
-	root.AddCommand(serveCmd(e), lunCmd(e), groupCmd(e), statusCmd(e), targetCmd(e), importCmd(e))
+	root.AddCommand(serveCmd(e), lunCmd(e), groupCmd(e), statusCmd(e), targetCmd(e), importCmd(e), witnessCmd(e))
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(stderr, "sand:", err)
 		return 1
@@ -63,10 +63,14 @@ func configKeys() map[string]any {
 	return map[string]any{
 		"name": d.Name, "listen": d.Listen, "portal": d.Portal, "base_iqn": d.BaseIQN,
 		"state_dir": d.StateDir, "api_token": d.APIToken, "api_token_file": d.APITokenFile,
+		"admin_password_hash": d.AdminPasswordHash, "admin_password_file": d.AdminPasswordFile, "secure_cookies": d.SecureCookies,
 		"pool.kind": d.Pool.Kind, "pool.dir": d.Pool.Dir, "pool.size": d.Pool.Size,
 		"pool.vg": d.Pool.VG, "pool.thin_pool": d.Pool.ThinPool, "pool.overcommit": d.Pool.Overcommit,
 		"target.driver": d.Target.Driver, "target.tgt_control_port": d.Target.TgtControlPort,
 		"target.configfs": d.Target.ConfigFS,
+		"pair.peer":       d.Pair.Peer, "pair.witness": d.Pair.Witness, "pair.ping_targets": d.Pair.PingTargets,
+		"pair.serf_bind": d.Pair.SerfBind, "pair.join": d.Pair.Join, "pair.serf_key_file": d.Pair.SerfKeyFile,
+		"pair.vip": d.Pair.VIP, "pair.vip_interface": d.Pair.VIPInterface, "pair.storage": d.Pair.Storage,
 	}
 }
 

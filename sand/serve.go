@@ -69,15 +69,36 @@ func serve(ctx context.Context, cfg appliance.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	if cfg.Paired() {
+		if err := allowNonlocalBind(portal.Addr().Is6()); err != nil {
+			return err
+		}
+	}
 	driver, err := startTarget(ctx, cfg, portal.String(), log)
 	if err != nil {
 		return err
 	}
 	box := appliance.NewBox(cfg, p, driver, log)
-	if err := box.Start(ctx); err != nil {
+	var pr *pair
+	if cfg.Paired() {
+		if pr, err = startPair(ctx, cfg, box, log); err != nil {
+			return err
+		}
+	} else if err := box.Start(ctx); err != nil {
 		return err
 	}
-	handler, err := ui.New(box, ui.Options{Token: token, Logger: log})
+	admin, err := ui.OpenAccount(cfg.AdminPasswordPath(), cfg.AdminPasswordHash, cfg.AdminPasswordFile)
+	if err != nil {
+		return err
+	}
+	if admin == nil {
+		log.Warn("no admin password: the web UI refuses every login; set admin_password_file or admin_password_hash in sand.yaml")
+	}
+	st := box.Status(ctx)
+	box.Events().Add(appliance.Event{Kind: appliance.EventStarted, Message: fmt.Sprintf("sand started on %s: %d LUNs, registry generation %d", st.Name, st.LUNs, st.Generation)})
+	handler, err := ui.New(box, ui.Options{
+		Token: token, Logger: log, Admin: admin, SecureCookies: cfg.SecureCookies, Volumes: p.List,
+	})
 	if err != nil {
 		return err
 	}
@@ -99,7 +120,14 @@ func serve(ctx context.Context, cfg appliance.Config, log *slog.Logger) error {
 	case <-ctx.Done():
 	}
 	daemon.SdNotify(false, daemon.SdNotifyStopping)
-	log.Info("sand stopping; the iSCSI target keeps serving so initiators ride through a restart of sand")
+	if pr != nil {
+		log.Info("sand stopping: handing over to the peer")
+		if err := pr.stop(); err != nil {
+			log.Error("hand over", "err", err)
+		}
+	} else {
+		log.Info("sand stopping; the iSCSI target keeps serving so initiators ride through a restart of sand")
+	}
 	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -127,6 +155,7 @@ func startTarget(ctx context.Context, cfg appliance.Config, portal string, log *
 	switch cfg.Target.Driver {
 	case "tgt":
 		d := tgt.NewDaemon(command.Exec{}, cfg.Target.TgtControlPort, []string{portal}, log)
+		d.DieWithParent = cfg.Paired()
 		if err := d.Start(ctx); err != nil {
 			return nil, fmt.Errorf("start the tgt target: %w", err)
 		}

@@ -1,10 +1,19 @@
-// Package ui serves sand's REST API (/api/v1) and, later, the web UI, both
-// from one gin engine so every client goes through the same code path.
+// Package ui serves sand's REST API (/api/v1), the web UI (/ui/) and
+// /metrics from one gin engine. Every change goes through one action
+// function (doCreateLUN, doUpdateGroup...) whichever door it came in by:
+// the API decodes JSON into the request type and the web UI decodes a form
+// into the same type, so validation, the box call and the error wording
+// are shared.
+//
+// Auth: API calls carry the API token (Authorization: Bearer) or the
+// session cookie of a logged-in browser; a browser's changes also need the
+// session's CSRF token (X-CSRF-Token header or the csrf form field) and
+// must pass net/http's CrossOriginProtection. Nothing but /healthz and the
+// login page answers without one of them.
 package ui
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +27,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/sand-appliance/sand/appliance"
+	"github.com/sand-appliance/sand/appliance/pool"
 	"github.com/sand-appliance/sand/iscsi"
 )
 
@@ -31,18 +41,48 @@ type Options struct {
 	// not be empty: sand never serves anonymous writes.
 	Token  string
 	Logger *slog.Logger
+	// Admin is the web UI's admin account (see OpenAccount); nil refuses
+	// every login and the login page says how to set a password.
+	Admin *Account
+	// SecureCookies marks the session cookie Secure on plain-HTTP requests
+	// too: set it when a TLS proxy fronts sand. Requests that arrive over
+	// TLS always get Secure cookies; a plain-HTTP lab works without it.
+	SecureCookies bool
+	// Pair reports and drives the pair; nil on a standalone box.
+	Pair Pair
+	// Volumes lists the pool's volumes, for the space each thin LUN uses;
+	// nil leaves it out.
+	Volumes func(ctx context.Context) ([]pool.Volume, error)
+	// Now is the clock of sessions and login limits; nil is time.Now.
+	Now func() time.Time
 }
 
-// New returns the HTTP handler for a box.
+// New returns the HTTP handler for a box: a *gin.Engine, so tests can list
+// its routes.
 func New(box *appliance.Box, opts Options) (http.Handler, error) {
 	if opts.Token == "" {
 		return nil, errors.New("serve API: no API token configured: set api_token or api_token_file in sand.yaml")
 	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
+	// The client address is the peer's: sand sits behind no proxy it
+	// could trust, and the login limits count per address.
+	if err := r.SetTrustedProxies(nil); err != nil {
+		return nil, fmt.Errorf("serve API: %w", err)
+	}
 	r.Use(gin.Recovery(), requestLog(opts.Logger), limitBody)
 	r.HandleMethodNotAllowed = true
 	r.NoRoute(func(c *gin.Context) {
+		if isUIPath(c.Request.URL.Path) {
+			notFoundPage(c)
+			return
+		}
 		fail(c, http.StatusNotFound, "no such route: %s %s", c.Request.Method, c.Request.URL.Path)
 	})
 	r.NoMethod(func(c *gin.Context) {
@@ -50,8 +90,9 @@ func New(box *appliance.Box, opts Options) (http.Handler, error) {
 	})
 	r.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") })
 
-	a := &api{box: box}
-	v1 := r.Group("/api/v1", requireToken(opts.Token))
+	a := &api{box: box, pair: opts.Pair, volumes: opts.Volumes}
+	au := newAuth(opts)
+	v1 := r.Group("/api/v1", au.api)
 	v1.GET("/status", a.status)
 	v1.GET("/target", a.target)
 	v1.GET("/sessions", a.sessions)
@@ -66,24 +107,75 @@ func New(box *appliance.Box, opts Options) (http.Handler, error) {
 	v1.PATCH("/initiator-groups/:name", a.updateGroup)
 	v1.DELETE("/initiator-groups/:name", a.deleteGroup)
 	v1.POST("/import", a.importIETD)
+	v1.GET("/events", a.events)
+	v1.GET("/pair", a.pairState)
+	v1.POST("/pair/switchover", a.switchover)
+	v1.POST("/pair/standby", a.standby)
+	v1.POST("/pair/resume", a.resume)
+	r.GET("/metrics", au.api, metricsHandler(a))
+
+	w, err := newWeb(a, au, opts)
+	if err != nil {
+		return nil, err
+	}
+	w.routes(r)
 	return r, nil
 }
 
 type api struct {
-	box *appliance.Box
+	box     *appliance.Box
+	pair    Pair
+	volumes func(ctx context.Context) ([]pool.Volume, error)
 }
 
 // LUNView is a LUN as the API shows it: the registry entry, its size in
-// words, and how to attach it.
+// words, what it uses and who is connected, and how to attach it.
 type LUNView struct {
 	appliance.LUN
-	SizeHuman string           `json:"size_human"`
-	Attach    appliance.Attach `json:"attach"`
+	SizeHuman string `json:"size_human"`
+	// Used is the space the LUN takes in the pool (less than Size while
+	// thin); absent when the pool cannot say.
+	Used *int64 `json:"used,omitempty"`
+	// Sessions counts the initiators logged in to the LUN's target; absent
+	// when the target cannot be asked.
+	Sessions *int             `json:"sessions,omitempty"`
+	Attach   appliance.Attach `json:"attach"`
 }
 
-func (a *api) view(l appliance.LUN) LUNView {
-	return LUNView{LUN: l, SizeHuman: appliance.FormatSize(l.Size), Attach: a.box.AttachFor(l)}
+// views describes LUNs, asking the pool and the target once for all.
+func (a *api) views(ctx context.Context, luns ...appliance.LUN) []LUNView {
+	var used map[string]int64
+	if a.volumes != nil {
+		if vols, err := a.volumes(ctx); err == nil {
+			used = map[string]int64{}
+			for _, v := range vols {
+				used[v.Name] = v.Used
+			}
+		}
+	}
+	var perTarget map[string]int
+	if sess, err := a.box.Sessions(ctx); err == nil {
+		perTarget = map[string]int{}
+		for _, s := range sess {
+			perTarget[s.Target]++
+		}
+	}
+	views := make([]LUNView, 0, len(luns))
+	for _, l := range luns {
+		v := LUNView{LUN: l, SizeHuman: appliance.FormatSize(l.Size), Attach: a.box.AttachFor(l)}
+		if u, ok := used[l.Name]; ok && l.Path == "" {
+			v.Used = &u
+		}
+		if perTarget != nil {
+			n := perTarget[l.Target]
+			v.Sessions = &n
+		}
+		views = append(views, v)
+	}
+	return views
 }
+
+func (a *api) view(ctx context.Context, l appliance.LUN) LUNView { return a.views(ctx, l)[0] }
 
 func (a *api) status(c *gin.Context) { c.JSON(http.StatusOK, a.box.Status(c.Request.Context())) }
 
@@ -109,11 +201,7 @@ func (a *api) sessions(c *gin.Context) {
 }
 
 func (a *api) listLUNs(c *gin.Context) {
-	views := []LUNView{}
-	for _, l := range a.box.LUNs() {
-		views = append(views, a.view(l))
-	}
-	c.JSON(http.StatusOK, views)
+	c.JSON(http.StatusOK, a.views(c.Request.Context(), a.box.LUNs()...))
 }
 
 // Size accepts a JSON number of bytes or a string such as "20G".
@@ -151,15 +239,45 @@ func (a *api) createLUN(c *gin.Context) {
 	if !decode(c, &req) {
 		return
 	}
-	l, err := a.box.CreateLUN(c.Request.Context(), appliance.LUNRequest{
-		Name: req.Name, Size: int64(req.Size), Group: req.Group, Target: req.Target,
-	})
+	v, err := a.doCreateLUN(c.Request.Context(), req)
 	if err != nil {
 		failErr(c, err)
 		return
 	}
-	c.Header("Location", "/api/v1/luns/"+l.Name)
-	c.JSON(http.StatusCreated, a.view(l))
+	c.Header("Location", "/api/v1/luns/"+v.Name)
+	c.JSON(http.StatusCreated, v)
+}
+
+// doCreateLUN creates a LUN; errors name the field they concern.
+func (a *api) doCreateLUN(ctx context.Context, req CreateLUNRequest) (LUNView, error) {
+	l, err := a.box.CreateLUN(ctx, appliance.LUNRequest{
+		Name: req.Name, Size: int64(req.Size), Group: req.Group, Target: req.Target,
+	})
+	if err != nil {
+		return LUNView{}, onField(createLUNField(req, err), err)
+	}
+	return a.view(ctx, l), nil
+}
+
+// createLUNField says which field of a refused create is wrong.
+func createLUNField(req CreateLUNRequest, err error) string {
+	switch {
+	case errors.Is(err, appliance.ErrNoSpace):
+		return "size"
+	case errors.Is(err, appliance.ErrNotFound):
+		return "group"
+	case errors.Is(err, appliance.ErrExists):
+		return "name"
+	case !errors.Is(err, appliance.ErrInvalid):
+		return ""
+	case appliance.ValidateName("LUN", req.Name) != nil:
+		return "name"
+	case appliance.CheckSize(int64(req.Size)) != nil:
+		return "size"
+	case req.Target != "" && appliance.ValidateName("target", req.Target) != nil:
+		return "target"
+	}
+	return ""
 }
 
 func (a *api) getLUN(c *gin.Context) {
@@ -168,7 +286,7 @@ func (a *api) getLUN(c *gin.Context) {
 		failErr(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, a.view(l))
+	c.JSON(http.StatusOK, a.view(c.Request.Context(), l))
 }
 
 // UpdateLUNRequest is the body of PATCH /luns/{name}.
@@ -182,29 +300,49 @@ func (a *api) updateLUN(c *gin.Context) {
 	if !decode(c, &req) {
 		return
 	}
-	if req.Size == nil && req.Group == nil {
-		fail(c, http.StatusBadRequest, "nothing to change: give size (to grow the LUN) or group")
+	v, err := a.doUpdateLUN(c.Request.Context(), c.Param("name"), req)
+	if err != nil {
+		failErr(c, err)
 		return
+	}
+	c.JSON(http.StatusOK, v)
+}
+
+// doUpdateLUN grows a LUN or moves it to another group.
+func (a *api) doUpdateLUN(ctx context.Context, name string, req UpdateLUNRequest) (LUNView, error) {
+	if req.Size == nil && req.Group == nil {
+		return LUNView{}, fmt.Errorf("%w: nothing to change: give size (to grow the LUN) or group", appliance.ErrInvalid)
 	}
 	u := appliance.LUNUpdate{Group: req.Group}
 	if req.Size != nil {
 		n := int64(*req.Size)
 		u.Size = &n
 	}
-	l, err := a.box.UpdateLUN(c.Request.Context(), c.Param("name"), u)
+	l, err := a.box.UpdateLUN(ctx, name, u)
 	if err != nil {
-		failErr(c, err)
-		return
+		field := ""
+		switch {
+		case errors.Is(err, appliance.ErrNoSpace), errors.Is(err, appliance.ErrInvalid) && req.Size != nil:
+			field = "size"
+		case errors.Is(err, appliance.ErrNotFound) && req.Group != nil && strings.Contains(err.Error(), "initiator group"):
+			field = "group"
+		}
+		return LUNView{}, onField(field, err)
 	}
-	c.JSON(http.StatusOK, a.view(l))
+	return a.view(ctx, l), nil
 }
 
 func (a *api) deleteLUN(c *gin.Context) {
-	if err := a.box.DeleteLUN(c.Request.Context(), c.Param("name")); err != nil {
+	if err := a.doDeleteLUN(c.Request.Context(), c.Param("name")); err != nil {
 		failErr(c, err)
 		return
 	}
 	c.Status(http.StatusNoContent)
+}
+
+// doDeleteLUN deletes a LUN and its volume.
+func (a *api) doDeleteLUN(ctx context.Context, name string) error {
+	return a.box.DeleteLUN(ctx, name)
 }
 
 func (a *api) listGroups(c *gin.Context) {
@@ -220,16 +358,32 @@ func (a *api) createGroup(c *gin.Context) {
 	if !decode(c, &g) {
 		return
 	}
-	if g.Initiators == nil {
-		g.Initiators = []string{}
-	}
-	g, err := a.box.CreateGroup(c.Request.Context(), g)
+	g, err := a.doCreateGroup(c.Request.Context(), g)
 	if err != nil {
 		failErr(c, err)
 		return
 	}
 	c.Header("Location", "/api/v1/initiator-groups/"+g.Name)
 	c.JSON(http.StatusCreated, g)
+}
+
+// doCreateGroup creates an initiator group.
+func (a *api) doCreateGroup(ctx context.Context, g appliance.InitiatorGroup) (appliance.InitiatorGroup, error) {
+	if g.Initiators == nil {
+		g.Initiators = []string{}
+	}
+	created, err := a.box.CreateGroup(ctx, g)
+	if err != nil {
+		field := ""
+		switch {
+		case errors.Is(err, appliance.ErrExists), appliance.ValidateName("initiator group", g.Name) != nil:
+			field = "name"
+		case errors.Is(err, appliance.ErrInvalid) && g.CHAP == nil && g.MutualCHAP == nil:
+			field = "initiators"
+		}
+		return appliance.InitiatorGroup{}, onField(field, err)
+	}
+	return created, nil
 }
 
 func (a *api) getGroup(c *gin.Context) {
@@ -246,7 +400,7 @@ func (a *api) updateGroup(c *gin.Context) {
 	if !decode(c, &u) {
 		return
 	}
-	g, err := a.box.UpdateGroup(c.Request.Context(), c.Param("name"), u)
+	g, err := a.doUpdateGroup(c.Request.Context(), c.Param("name"), u)
 	if err != nil {
 		failErr(c, err)
 		return
@@ -254,12 +408,53 @@ func (a *api) updateGroup(c *gin.Context) {
 	c.JSON(http.StatusOK, g)
 }
 
+// doUpdateGroup adds or removes initiators and sets CHAP.
+func (a *api) doUpdateGroup(ctx context.Context, name string, u appliance.GroupUpdate) (appliance.InitiatorGroup, error) {
+	g, err := a.box.UpdateGroup(ctx, name, u)
+	if err != nil {
+		return appliance.InitiatorGroup{}, onField(updateGroupField(u, err), err)
+	}
+	return g, nil
+}
+
+// updateGroupField says which field of a refused group change is wrong.
+func updateGroupField(u appliance.GroupUpdate, err error) string {
+	msg := err.Error()
+	switch {
+	case errors.Is(err, appliance.ErrExists) && len(u.Add) > 0:
+		return "add"
+	case errors.Is(err, appliance.ErrNotFound) && len(u.Remove) > 0 && !strings.Contains(msg, "does not exist"):
+		return "remove"
+	case !errors.Is(err, appliance.ErrInvalid):
+		return ""
+	}
+	for _, iqn := range u.Add {
+		if iscsi.ValidateIQN(iqn) != nil {
+			return "add"
+		}
+	}
+	switch {
+	case u.MutualCHAP != nil && strings.Contains(msg, "mutual"):
+		return "mutual_chap"
+	case u.CHAP != nil:
+		return "chap"
+	case u.MutualCHAP != nil:
+		return "mutual_chap"
+	}
+	return ""
+}
+
 func (a *api) deleteGroup(c *gin.Context) {
-	if err := a.box.DeleteGroup(c.Request.Context(), c.Param("name")); err != nil {
+	if err := a.doDeleteGroup(c.Request.Context(), c.Param("name")); err != nil {
 		failErr(c, err)
 		return
 	}
 	c.Status(http.StatusNoContent)
+}
+
+// doDeleteGroup deletes an initiator group no LUN uses.
+func (a *api) doDeleteGroup(ctx context.Context, name string) error {
+	return a.box.DeleteGroup(ctx, name)
 }
 
 // importIETD takes an ietd.conf as the request body; ?group= names the
@@ -276,10 +471,7 @@ func (a *api) importIETD(c *gin.Context) {
 		failErr(c, err)
 		return
 	}
-	views := []LUNView{}
-	for _, l := range luns {
-		views = append(views, a.view(l))
-	}
+	views := a.views(c.Request.Context(), luns...)
 	status := http.StatusCreated
 	if dry {
 		status = http.StatusOK
@@ -315,50 +507,29 @@ func failBody(c *gin.Context, err error) {
 	case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF):
 		fail(c, http.StatusBadRequest, "request body is not valid JSON: %v", err)
 	case errors.As(err, &typ):
-		fail(c, http.StatusBadRequest, "field %q must be a %s, not a JSON %s", typ.Field, typ.Type, typ.Value)
+		c.AbortWithStatusJSON(http.StatusBadRequest, Error{
+			Error: fmt.Sprintf("field %q must be a %s, not a JSON %s", typ.Field, typ.Type, typ.Value), Field: typ.Field,
+		})
 	default:
 		fail(c, http.StatusBadRequest, "bad request body: %v", strings.TrimPrefix(err.Error(), "json: "))
 	}
 }
 
-// failErr maps the box's error kinds to statuses.
+// failErr answers an error with the status of its kind, naming the field
+// it concerns when known.
 func failErr(c *gin.Context, err error) {
-	status := http.StatusInternalServerError
-	switch {
-	case errors.Is(err, appliance.ErrInvalid):
-		status = http.StatusBadRequest
-	case errors.Is(err, appliance.ErrNotFound):
-		status = http.StatusNotFound
-	case errors.Is(err, appliance.ErrExists), errors.Is(err, appliance.ErrInUse):
-		status = http.StatusConflict
-	case errors.Is(err, appliance.ErrNoSpace):
-		status = http.StatusUnprocessableEntity
-	case errors.Is(err, context.Canceled):
-		status = 499
-	}
-	fail(c, status, "%s", err.Error())
+	c.AbortWithStatusJSON(statusOf(err), Error{Error: err.Error(), Field: errorField(err)})
 }
 
 // Error is the body of every failed request.
 type Error struct {
 	Error string `json:"error"`
+	// Field names the request field the error concerns, when it is one.
+	Field string `json:"field,omitempty"`
 }
 
 func fail(c *gin.Context, status int, format string, args ...any) {
 	c.AbortWithStatusJSON(status, Error{Error: fmt.Sprintf(format, args...)})
-}
-
-func requireToken(token string) gin.HandlerFunc {
-	want := []byte("Bearer " + token)
-	return func(c *gin.Context) {
-		got := []byte(c.GetHeader("Authorization"))
-		if subtle.ConstantTimeCompare(got, want) != 1 {
-			c.Header("WWW-Authenticate", `Bearer realm="sand"`)
-			fail(c, http.StatusUnauthorized, "missing or wrong API token: send Authorization: Bearer <token> (the api_token in sand.yaml)")
-			return
-		}
-		c.Next()
-	}
 }
 
 func limitBody(c *gin.Context) {
@@ -383,4 +554,87 @@ func requestLog(log *slog.Logger) gin.HandlerFunc {
 		log.Log(c.Request.Context(), level, "api", "method", c.Request.Method, "path", c.Request.URL.Path,
 			"status", c.Writer.Status(), "took", time.Since(start))
 	}
+}
+
+// events lists what happened, newest first; ?limit=N keeps the N newest.
+func (a *api) events(c *gin.Context) {
+	events := a.box.Events().List()
+	if s := c.Query("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			fail(c, http.StatusBadRequest, "limit %q is not a count: give a whole number, e.g. limit=50", s)
+			return
+		}
+		events = events[:min(n, len(events))]
+	}
+	c.JSON(http.StatusOK, events)
+}
+
+// PairView is GET /api/v1/pair: the pair, or a standalone box.
+type PairView struct {
+	Standalone bool `json:"standalone"`
+	PairState
+}
+
+// pairView is the pair as the API, the home page and /metrics show it.
+func (a *api) pairView(ctx context.Context) PairView {
+	if a.pair == nil {
+		return PairView{Standalone: true, PairState: standalonePair(a.box.Status(ctx).Name, a.box.Portal())}
+	}
+	return PairView{PairState: a.pair.State(ctx)}
+}
+
+func (a *api) pairState(c *gin.Context) { c.JSON(http.StatusOK, a.pairView(c.Request.Context())) }
+
+// PairActionRequest is the body of POST /pair/standby and /pair/resume.
+type PairActionRequest struct {
+	Box string `json:"box"`
+}
+
+func (a *api) switchover(c *gin.Context) {
+	if err := a.doPairAction(c.Request.Context(), "switchover", ""); err != nil {
+		failErr(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, a.pairView(c.Request.Context()))
+}
+
+func (a *api) standby(c *gin.Context) { a.pairActionWithBox(c, "standby") }
+func (a *api) resume(c *gin.Context)  { a.pairActionWithBox(c, "resume") }
+
+func (a *api) pairActionWithBox(c *gin.Context, action string) {
+	var req PairActionRequest
+	if !decode(c, &req) {
+		return
+	}
+	if err := a.doPairAction(c.Request.Context(), action, req.Box); err != nil {
+		failErr(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, a.pairView(c.Request.Context()))
+}
+
+// doPairAction runs switchover, standby or resume on the pair.
+func (a *api) doPairAction(ctx context.Context, action, box string) error {
+	if a.pair == nil {
+		return errStandalone
+	}
+	if action != "switchover" && box == "" {
+		return onField("box", fmt.Errorf("%w: name the box to %s", appliance.ErrInvalid, action))
+	}
+	var err error
+	switch action {
+	case "switchover":
+		err = a.pair.Switchover(ctx)
+	case "standby":
+		err = a.pair.Standby(ctx, box)
+	case "resume":
+		err = a.pair.Resume(ctx, box)
+	default:
+		return fmt.Errorf("%w: unknown pair action %q", appliance.ErrInvalid, action)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", action, err)
+	}
+	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -65,6 +66,12 @@ type Daemon struct {
 	// SystemdRunning tells whether systemd is running; nil checks
 	// /run/systemd/system.
 	SystemdRunning func() bool
+	// DieWithParent ties a child tgtd to sand's life (the kernel kills it
+	// when sand dies, even by SIGKILL). A box of a pair needs that: a
+	// primary whose sand died must stop serving before the peer takes the
+	// VIP, or two targets would serve one disk. A standalone box leaves it
+	// off so initiators ride through a restart of sand.
+	DieWithParent bool
 
 	runner command.Runner
 	base   *slog.Logger // the constructor's logger, for the Driver
@@ -296,7 +303,10 @@ func (d *Daemon) startChild(argv []string) error {
 	cmd.Stdout = out
 	cmd.Stderr = out
 	cmd.WaitDelay = 2 * time.Second
-	if err := cmd.Start(); err != nil {
+	if d.DieWithParent {
+		cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	}
+	if err := startOnLockedThread(cmd, d.DieWithParent); err != nil {
 		cancel()
 		return fmt.Errorf("start tgtd (%s): %w", strings.Join(argv, " "), err)
 	}
@@ -572,4 +582,21 @@ func waitFor(ctx context.Context, what string, cond func() (bool, error)) error 
 		case <-tick.C:
 		}
 	}
+}
+
+// startOnLockedThread starts cmd. With pdeath, the parent-death signal
+// fires when the forking OS thread exits, not the process: the fork runs on
+// a thread locked for the rest of sand's life, so the Go runtime never
+// retires it and tgtd dies exactly when sand does.
+func startOnLockedThread(cmd *exec.Cmd, pdeath bool) error {
+	if !pdeath {
+		return cmd.Start()
+	}
+	started := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		started <- cmd.Start()
+		select {} // keep the thread (and its lock) until sand exits
+	}()
+	return <-started
 }

@@ -32,18 +32,28 @@ type SandBox struct {
 	Proc        *Proc
 }
 
+// NewSandBox prepares a standalone box: its own state and file pool, the
+// tgt driver, its address as the portal.
 func NewSandBox(t testing.TB, host *Host, bin string) *SandBox {
 	dir := t.TempDir()
+	return newSandBox(t, host, bin, dir, dir, "portal: "+host.IP+"\n")
+}
+
+// newSandBox writes the box's sand.yaml: state and pool under shared (one
+// box's own directory, or a directory both boxes of a shared-disk pair
+// see), plus extra YAML.
+func newSandBox(t testing.TB, host *Host, bin, dir, shared, extra string) *SandBox {
 	b := &SandBox{
-		T: t, Host: host, Bin: bin, Dir: dir,
-		Config:      filepath.Join(dir, "sand.yaml"),
-		TokenFile:   filepath.Join(dir, "token"),
+		T: t, Host: host, Bin: bin, Dir: shared,
+		Config:      filepath.Join(dir, "sand-"+host.Name+".yaml"),
+		TokenFile:   filepath.Join(shared, "token"),
 		ControlPort: 10000 + rand.IntN(20000),
 	}
-	os.WriteFile(b.TokenFile, []byte("test-token-"+strconv.Itoa(rand.Int())+"\n"), 0o600)
+	if _, err := os.Stat(b.TokenFile); err != nil {
+		os.WriteFile(b.TokenFile, []byte("test-token-"+strconv.Itoa(rand.Int())+"\n"), 0o600)
+	}
 	conf := fmt.Sprintf(`name: %s
 listen: %s:7480
-portal: %s
 base_iqn: iqn.2026-11.org.sand-appliance.test
 state_dir: %s
 api_token_file: %s
@@ -54,7 +64,7 @@ pool:
 target:
   driver: tgt
   tgt_control_port: %d
-`, host.Name, host.IP, host.IP, filepath.Join(dir, "state"), b.TokenFile, filepath.Join(dir, "pool"), b.ControlPort)
+`, host.Name, host.IP, filepath.Join(shared, "state"), b.TokenFile, filepath.Join(shared, "pool"), b.ControlPort) + extra
 	if err := os.WriteFile(b.Config, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}

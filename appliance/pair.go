@@ -1,0 +1,92 @@
+package appliance
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+)
+
+// PairConfig makes the box one of a highly available pair. An empty Peer
+// means a standalone box.
+type PairConfig struct {
+	// Peer is the other storage box's node name.
+	Peer string `mapstructure:"peer"`
+	// Witness is the witness's node name ("" for none: then ping targets
+	// break ties).
+	Witness string `mapstructure:"witness"`
+	// PingTargets are addresses (e.g. the gateway) whose reachability
+	// breaks a tie when no witness is configured.
+	PingTargets []string `mapstructure:"ping_targets"`
+	// SerfBind is this box's gossip address, ip:port.
+	SerfBind string `mapstructure:"serf_bind"`
+	// Join lists gossip addresses of the peer and the witness.
+	Join []string `mapstructure:"join"`
+	// SerfKeyFile holds the base64 gossip encryption key (32 bytes).
+	SerfKeyFile string `mapstructure:"serf_key_file"`
+	// VIP is the floating portal address with its prefix, e.g. 10.0.0.50/24,
+	// on VIPInterface.
+	VIP          string `mapstructure:"vip"`
+	VIPInterface string `mapstructure:"vip_interface"`
+	// Storage is "drbd" (each box its own disk, mirrored) or "shared" (both
+	// boxes see the same disk, as in the netns test tier).
+	Storage string `mapstructure:"storage"`
+}
+
+// Paired reports whether the box is one of a pair.
+func (c Config) Paired() bool { return c.Pair.Peer != "" }
+
+// VIPPrefix parses the VIP.
+func (p PairConfig) VIPPrefix() (netip.Prefix, error) {
+	v, err := netip.ParsePrefix(p.VIP)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("config pair.vip %q is not an address with its prefix length, e.g. 10.0.0.50/24", p.VIP)
+	}
+	return v, nil
+}
+
+func (c Config) validatePair() error {
+	p := c.Pair
+	if !c.Paired() {
+		return nil
+	}
+	if err := ValidateName("peer", p.Peer); err != nil {
+		return fmt.Errorf("config pair.peer: %w", err)
+	}
+	if p.Peer == c.Name {
+		return fmt.Errorf("config pair.peer is this box's own name %q: name the other box", p.Peer)
+	}
+	if p.Witness != "" {
+		if err := ValidateName("witness", p.Witness); err != nil {
+			return fmt.Errorf("config pair.witness: %w", err)
+		}
+	}
+	if _, err := netip.ParseAddrPort(p.SerfBind); err != nil {
+		return fmt.Errorf("config pair.serf_bind %q must be ip:port, e.g. 10.0.0.11:7946", p.SerfBind)
+	}
+	for _, j := range p.Join {
+		if _, err := netip.ParseAddrPort(j); err != nil {
+			return fmt.Errorf("config pair.join entry %q must be ip:port, e.g. 10.0.0.12:7946", j)
+		}
+	}
+	if len(p.Join) == 0 {
+		return fmt.Errorf("config pair.join is empty: list the peer's (and the witness's) serf_bind addresses")
+	}
+	if p.SerfKeyFile == "" {
+		return fmt.Errorf("config pair.serf_key_file is empty: gossip between the boxes must be encrypted (32 random bytes, base64)")
+	}
+	if _, err := os.Stat(p.SerfKeyFile); err != nil {
+		return fmt.Errorf("config pair.serf_key_file: %w", err)
+	}
+	if _, err := p.VIPPrefix(); err != nil {
+		return err
+	}
+	if p.VIPInterface == "" {
+		return fmt.Errorf("config pair.vip_interface is empty: name the interface the VIP goes on, e.g. eth0")
+	}
+	switch p.Storage {
+	case "drbd", "shared":
+	default:
+		return fmt.Errorf("config pair.storage %q is unknown: use drbd or shared", p.Storage)
+	}
+	return nil
+}

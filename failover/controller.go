@@ -1,0 +1,274 @@
+package failover
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/sand-appliance/sand/drbd"
+)
+
+// Storage is the disk under the pool as the decision needs it: DRBD in the
+// appliance, or a disk both boxes see (the netns test tier).
+type Storage interface {
+	// State reads the local resource; peer is serf's view, for storage
+	// that cannot see the peer itself.
+	State(ctx context.Context, peer Peer) (Local, error)
+}
+
+// Recorder takes events for the box's events log (and the journal).
+type Recorder func(kind, format string, args ...any)
+
+// Event kinds the controller records.
+const (
+	EventDecision   = "decision"
+	EventPromoted   = "failover-promoted"
+	EventDemoted    = "failover-demoted"
+	EventStepFailed = "failover-step-failed"
+	EventMembership = "membership"
+)
+
+// Controller runs the decision loop of one storage box: it reads the local
+// storage and the membership, decides, runs the resource group, and
+// advertises the outcome in its serf tags.
+type Controller struct {
+	Name        string
+	PeerName    string
+	WitnessName string // "" without a witness
+	Members     *Membership
+	Storage     Storage
+	Group       *Group
+	// Generation is the registry generation this box holds.
+	Generation func() uint64
+	Record     Recorder
+	Log        *slog.Logger
+	Policy     Policy
+	// Tick is how often the loop decides without a membership event.
+	Tick time.Duration
+	Now  func() time.Time
+
+	mu       sync.Mutex
+	intent   Intent
+	primary  bool // the resource group is started
+	last     Decision
+	lastIn   Input
+	failures int
+	// advertised are the tags last published, so unchanged tags are not
+	// gossiped again every tick.
+	advertised *Tags
+}
+
+// Status is the controller's view for the API and the UI.
+type Status struct {
+	Role     string    `json:"role"`
+	Intent   string    `json:"intent"`
+	Quorum   bool      `json:"quorum"`
+	Peer     string    `json:"peer"`
+	PeerRole string    `json:"peer_role"`
+	PeerSeen string    `json:"peer_member"`
+	Witness  string    `json:"witness,omitempty"`
+	WitnessM string    `json:"witness_member,omitempty"`
+	Decision string    `json:"decision"`
+	Reason   string    `json:"reason"`
+	Disk     string    `json:"disk"`
+	Conn     string    `json:"connection"`
+	Since    time.Time `json:"decided_at"`
+}
+
+// SetIntent records the admin's wish (standby, switchover, resume); the
+// loop acts on it at its next step.
+func (c *Controller) SetIntent(i Intent) {
+	c.mu.Lock()
+	c.intent = i
+	c.mu.Unlock()
+	c.Record(EventDecision, "admin intent %s", i)
+}
+
+// Status reports the last decision.
+func (c *Controller) Status() Status {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	role := "secondary"
+	if c.primary {
+		role = "primary"
+	}
+	if c.intent == IntentStandby {
+		role += " (standby)"
+	}
+	in := c.lastIn
+	return Status{
+		Role: role, Intent: c.intent.String(), Quorum: c.last.Quorum,
+		Peer: c.PeerName, PeerRole: in.Peer.Role.String(), PeerSeen: in.Peer.Member.String(),
+		Witness: c.WitnessName, WitnessM: witnessMember(in.Witness),
+		Decision: c.last.Action.String(), Reason: c.last.Reason,
+		Disk: in.Local.Disk.String(), Conn: in.Local.Conn.String(), Since: in.Now,
+	}
+}
+
+func witnessMember(w Witness) string {
+	if !w.Configured {
+		return ""
+	}
+	return w.Member.String()
+}
+
+// Primary reports whether this box runs the resource group now.
+func (c *Controller) Primary() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.primary
+}
+
+// Run decides every Tick and on every membership event until ctx ends,
+// then stops the resource group if it runs (an orderly stop hands over).
+func (c *Controller) Run(ctx context.Context) error {
+	tick := c.Tick
+	if tick <= 0 {
+		tick = 100 * time.Millisecond
+	}
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		c.step(ctx)
+		select {
+		case <-ctx.Done():
+			return c.shutdown()
+		case <-t.C:
+		case e, ok := <-c.Members.Events():
+			if ok && e.Member.Name != c.Name {
+				c.Record(EventMembership, "%s: %s is %s", e.Kind, e.Member.Name, e.Member.Status)
+			}
+		}
+	}
+}
+
+func (c *Controller) shutdown() error {
+	c.mu.Lock()
+	primary := c.primary
+	c.mu.Unlock()
+	if !primary {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := c.Group.Stop(ctx); err != nil {
+		return fmt.Errorf("stop the resource group on shutdown: %w", err)
+	}
+	c.setPrimary(false)
+	return nil
+}
+
+func (c *Controller) setPrimary(p bool) {
+	c.mu.Lock()
+	c.primary = p
+	c.mu.Unlock()
+}
+
+// step is one round: read, decide, act, advertise.
+func (c *Controller) step(ctx context.Context) {
+	peer, witness := c.Members.View(c.PeerName, c.WitnessName)
+	local, err := c.Storage.State(ctx, peer)
+	if err != nil {
+		c.Log.Error("read local storage state", "err", err)
+		return
+	}
+	local.Name = c.Name
+	local.Generation = c.Generation()
+	c.mu.Lock()
+	intent := c.intent
+	c.mu.Unlock()
+	in := Input{Now: c.Now(), Local: local, Peer: peer, Witness: witness, Intent: intent, Policy: c.Policy}
+	d := Decide(in)
+	c.mu.Lock()
+	level := slog.LevelDebug
+	if d.Action != c.last.Action || d.Quorum != c.last.Quorum {
+		level = slog.LevelInfo
+	}
+	c.last, c.lastIn = d, in
+	c.mu.Unlock()
+	c.Log.Log(ctx, level, "decision", "action", d.Action, "reason", d.Reason, "quorum", d.Quorum)
+	switch d.Action {
+	case Promote:
+		c.Record(EventDecision, "%s", d.Reason)
+		timings, err := c.Group.Start(ctx)
+		if err != nil {
+			c.Record(EventStepFailed, "promotion failed and was rolled back: %v (%s)", err, timingText(timings))
+			c.failures++
+		} else {
+			c.setPrimary(true)
+			c.Record(EventPromoted, "%s is primary (%s)", c.Name, timingText(timings))
+		}
+	case Demote:
+		c.Record(EventDecision, "%s", d.Reason)
+		timings, err := c.Group.Stop(ctx)
+		if err != nil {
+			c.Record(EventStepFailed, "demotion stopped at a failed step: %v (%s)", err, timingText(timings))
+		} else {
+			c.setPrimary(false)
+			c.Record(EventDemoted, "%s is secondary (%s)", c.Name, timingText(timings))
+		}
+	}
+	if d.IntentDone {
+		c.mu.Lock()
+		c.intent = IntentNone
+		c.mu.Unlock()
+		c.Record(EventDecision, "%s", d.Reason)
+	}
+	c.advertise(ctx)
+}
+
+// advertise publishes this box's role, disk, generation and intent.
+func (c *Controller) advertise(ctx context.Context) {
+	c.mu.Lock()
+	t := Tags{Role: drbd.RoleSecondary, Disk: c.lastIn.Local.Disk, Generation: c.lastIn.Local.Generation, Intent: c.intent}
+	if c.primary {
+		t.Role = drbd.RolePrimary
+	}
+	same := c.advertised != nil && *c.advertised == t
+	c.mu.Unlock()
+	if same {
+		return
+	}
+	if err := c.Members.SetTags(t); err != nil {
+		c.Log.Warn("advertise tags", "err", err)
+		return
+	}
+	c.mu.Lock()
+	c.advertised = &t
+	c.mu.Unlock()
+}
+
+func timingText(ts []StepTiming) string {
+	s := ""
+	var total time.Duration
+	for i, t := range ts {
+		if i > 0 {
+			s += ", "
+		}
+		s += fmt.Sprintf("%s %s", t.Step, t.Took.Round(time.Millisecond))
+		total += t.Took
+	}
+	return fmt.Sprintf("%s; total %s", s, total.Round(time.Millisecond))
+}
+
+// SharedStorage is a disk both boxes see at once (the netns tier's
+// shared-disk mode): always UpToDate, "connected" while the peer is up, and
+// primary while this box runs the resource group. It has no replication
+// link of its own, so the peer's side comes from serf.
+type SharedStorage struct {
+	Primary func() bool
+}
+
+func (s SharedStorage) State(ctx context.Context, peer Peer) (Local, error) {
+	l := Local{Role: drbd.RoleSecondary, Disk: drbd.DiskUpToDate, Conn: drbd.ConnWFConnection,
+		PeerRole: drbd.RoleUnknown, PeerDisk: drbd.DiskDUnknown}
+	if s.Primary() {
+		l.Role = drbd.RolePrimary
+	}
+	if peer.Member.up() {
+		l.Conn, l.PeerRole, l.PeerDisk = drbd.ConnConnected, peer.Role, peer.Disk
+	}
+	return l, nil
+}

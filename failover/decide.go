@@ -1,0 +1,350 @@
+package failover
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/sand-appliance/sand/drbd"
+)
+
+// MemberStatus is what this box's serf agent says about another member.
+// serf does not expose memberlist's "suspect" state: a suspected member is
+// still Alive to serf until the suspicion timeout declares it Failed, which
+// is exactly the "not merely suspect" rule the decision wants.
+type MemberStatus int
+
+const (
+	// MemberUnknown: never seen (not in the member list).
+	MemberUnknown MemberStatus = iota
+	MemberAlive
+	// MemberLeaving: a graceful leave is in progress; still reachable.
+	MemberLeaving
+	// MemberLeft: left gracefully (sand demotes before it leaves).
+	MemberLeft
+	// MemberFailed: declared failed by serf's failure detector.
+	MemberFailed
+)
+
+var memberNames = map[MemberStatus]string{
+	MemberUnknown: "unknown", MemberAlive: "alive", MemberLeaving: "leaving",
+	MemberLeft: "left", MemberFailed: "failed",
+}
+
+func (s MemberStatus) String() string {
+	if n, ok := memberNames[s]; ok {
+		return n
+	}
+	return fmt.Sprintf("MemberStatus(%d)", int(s))
+}
+
+// up reports whether the member counts as a live vote.
+func (s MemberStatus) up() bool { return s == MemberAlive || s == MemberLeaving }
+
+// gone reports whether the member has been decided away (failed or left),
+// as opposed to alive or never seen.
+func (s MemberStatus) gone() bool { return s == MemberFailed || s == MemberLeft }
+
+// Intent is the admin's wish for this box, persisted in the node state and
+// advertised in the "intent" serf tag.
+type Intent int
+
+const (
+	IntentNone Intent = iota
+	// IntentStandby: this box never promotes; as primary it hands the role
+	// over as soon as the peer is ready. Lasts until the admin resumes.
+	IntentStandby
+	// IntentSwitchover: one-shot planned move of the primary role to the
+	// peer. The primary demotes first; the peer promotes when it sees this
+	// box Secondary. The caller clears it when Decision.IntentDone is set.
+	IntentSwitchover
+)
+
+var intentNames = map[Intent]string{IntentNone: "none", IntentStandby: "standby", IntentSwitchover: "switchover"}
+
+func (i Intent) String() string {
+	if n, ok := intentNames[i]; ok {
+		return n
+	}
+	return fmt.Sprintf("Intent(%d)", int(i))
+}
+
+// ParseIntent maps a tag value back to an Intent.
+func ParseIntent(s string) (Intent, error) {
+	for i, n := range intentNames {
+		if n == s {
+			return i, nil
+		}
+	}
+	return IntentNone, fmt.Errorf("unknown intent %q", s)
+}
+
+// handingOver reports whether a box with this intent wants to give up the
+// primary role.
+func (i Intent) handingOver() bool { return i == IntentStandby || i == IntentSwitchover }
+
+// Local is this box's DRBD resource as read from DRBD itself.
+type Local struct {
+	Name string
+	Role drbd.Role
+	Disk drbd.DiskState
+	Conn drbd.ConnState
+	// PeerRole and PeerDisk are DRBD's view of the peer: meaningful only
+	// while Conn.Connected(); DRBD reports Unknown/DUnknown otherwise. They
+	// are fresher than the peer's serf tags.
+	PeerRole drbd.Role
+	PeerDisk drbd.DiskState
+	// SplitBrain is set once DRBD reported a split brain (the split-brain
+	// handler or "Split-Brain detected" in events) and stays set until the
+	// admin resolved it.
+	SplitBrain bool
+	// Generation of the registry this box holds (0: unknown).
+	Generation uint64
+}
+
+// Peer is the other storage box as serf sees it: its membership status and
+// the tags it last advertised (serf keeps the tags of failed members).
+type Peer struct {
+	Name   string
+	Member MemberStatus
+	// Since is when Member last changed (from the serf event's time).
+	Since      time.Time
+	Role       drbd.Role
+	Disk       drbd.DiskState
+	Intent     Intent
+	Generation uint64
+}
+
+// Witness is the optional third serf member, which only votes.
+type Witness struct {
+	Configured bool
+	Name       string
+	Member     MemberStatus
+}
+
+// Ping is the pingd-style tie-breaker used when no witness is configured:
+// how many of the configured targets (e.g. the gateway) answered lately.
+type Ping struct {
+	Targets, Reachable int
+}
+
+// Policy holds the decision's timings.
+type Policy struct {
+	// Settle is how long the peer must have been Failed before this box
+	// promotes. It covers (a) the isolated old primary, which detects the
+	// loss at the same moment (measured: link loss is symmetric) and needs a
+	// few hundred ms to drop the VIP and stop the target, and (b) a
+	// refutation gossiped through the witness when only the direct path
+	// failed.
+	Settle time.Duration
+}
+
+// DefaultPolicy: serf (tuned) detects a dead peer in 0.8-1.0 s; one more
+// second keeps a failover under about 2 s while covering the old primary's
+// self-demotion.
+func DefaultPolicy() Policy { return Policy{Settle: time.Second} }
+
+// Input is everything the decision looks at. Now is the caller's clock.
+type Input struct {
+	Now     time.Time
+	Local   Local
+	Peer    Peer
+	Witness Witness
+	Ping    Ping
+	Intent  Intent
+	Policy  Policy
+}
+
+// Action is what the executor should do with the resource group.
+type Action int
+
+const (
+	// Stay: change nothing.
+	Stay Action = iota
+	// Promote: DRBD primary, pool, target, VIP (in that order).
+	Promote
+	// Demote: VIP, target, pool, DRBD secondary (reverse order).
+	Demote
+)
+
+func (a Action) String() string {
+	switch a {
+	case Stay:
+		return "stay"
+	case Promote:
+		return "promote"
+	case Demote:
+		return "demote"
+	}
+	return fmt.Sprintf("Action(%d)", int(a))
+}
+
+// Decision is Decide's answer. Reason is one human line for the events log.
+type Decision struct {
+	Action Action
+	Reason string
+	// Quorum is the quorum view the decision was taken with.
+	Quorum bool
+	// NeedsAdmin: a state sand will not leave on its own (split brain).
+	NeedsAdmin bool
+	// IntentDone: a switchover completed; the caller clears the intent.
+	IntentDone bool
+}
+
+// HasQuorum is the quorum rule. With a witness: at least 2 of {self, peer,
+// witness} are up from this box's point of view. Without one: the peer is
+// up, or at least one ping target answers (pingd's rule: a box that reaches
+// none of its ping targets is the isolated one). No witness and no ping
+// targets: the peer's vote is needed, so a lone box never has quorum.
+func HasQuorum(in Input) bool {
+	if in.Witness.Configured {
+		votes := 1
+		if in.Peer.Member.up() {
+			votes++
+		}
+		if in.Witness.Member.up() {
+			votes++
+		}
+		return votes >= 2
+	}
+	return in.Peer.Member.up() || in.Ping.Reachable > 0
+}
+
+// Decide is the failover decision: pure, no I/O, no clock but in.Now. The
+// rules, in order, are listed in the package documentation.
+func Decide(in Input) Decision {
+	q := HasQuorum(in)
+	d := decide(in, q)
+	d.Quorum = q
+	d.NeedsAdmin = in.Local.SplitBrain
+	if in.Local.SplitBrain {
+		d.Reason = "split brain reported by DRBD, needs the admin: " + d.Reason
+	}
+	return d
+}
+
+func decide(in Input, quorum bool) Decision {
+	l, p := in.Local, in.Peer
+	stay := func(f string, a ...any) Decision { return Decision{Action: Stay, Reason: fmt.Sprintf(f, a...)} }
+	switch l.Role {
+	case drbd.RolePrimary:
+		// P1: an isolated primary steps down so there is never a second writer.
+		if !quorum {
+			return Decision{Action: Demote, Reason: fmt.Sprintf("lost quorum (%s): isolated primary demotes", quorumView(in))}
+		}
+		// P2: two primaries that see each other: exactly one keeps the role.
+		if p.Member.up() && (p.Role == drbd.RolePrimary || l.PeerRole == drbd.RolePrimary) {
+			if keepsPrimary(l, p) {
+				return stay("peer %s is also primary; this box keeps the role (generation %d vs %d, name order)", p.Name, l.Generation, p.Generation)
+			}
+			return Decision{Action: Demote, Reason: fmt.Sprintf("peer %s is also primary and keeps the role (generation %d vs %d, name order): demote", p.Name, p.Generation, l.Generation)}
+		}
+		// P3: planned hand-over (standby, switchover) or a failed local disk.
+		why := ""
+		switch {
+		case in.Intent.handingOver():
+			why = "intent " + in.Intent.String()
+		case l.Disk != drbd.DiskUpToDate:
+			why = "local disk " + l.Disk.String()
+		}
+		if why == "" {
+			return stay("primary, quorum held (%s)", quorumView(in))
+		}
+		if !l.SplitBrain && peerReady(in) {
+			return Decision{Action: Demote, Reason: fmt.Sprintf("%s and peer %s is ready (UpToDate, connected): demote so it takes over", why, p.Name)}
+		}
+		return stay("%s, but peer %s is not ready to take over (member %s, disk %s, intent %s, connection %s): keep serving", why, p.Name, p.Member, l.PeerDisk, p.Intent, l.Conn)
+	case drbd.RoleSecondary:
+		return decideSecondary(in, quorum, stay)
+	default:
+		return stay("local role %s: resource not up, nothing to decide", l.Role)
+	}
+}
+
+func decideSecondary(in Input, quorum bool, stay func(string, ...any) Decision) Decision {
+	l, p := in.Local, in.Peer
+	// S1..S4: what this box itself forbids.
+	switch {
+	case l.SplitBrain:
+		return stay("secondary, never promotes on a split brain")
+	case in.Intent == IntentSwitchover:
+		d := stay("secondary with switchover pending: the peer takes the role")
+		d.IntentDone = p.Member.up() && (p.Role == drbd.RolePrimary || l.PeerRole == drbd.RolePrimary)
+		if d.IntentDone {
+			d.Reason = fmt.Sprintf("switchover done: peer %s is primary", p.Name)
+		}
+		return d
+	case in.Intent == IntentStandby:
+		return stay("standby: this box never promotes")
+	case l.Disk != drbd.DiskUpToDate:
+		return stay("local disk %s: only an UpToDate disk may promote", l.Disk)
+	case !quorum:
+		return stay("no quorum (%s): never promote", quorumView(in))
+	}
+	// S5: DRBD itself sees a primary peer: no failback, no second primary.
+	// A peer that serf declared failed but DRBD still shows as primary is
+	// waited for: DRBD drops the link itself (ping timeout); sand never
+	// forces a disconnect (the lab's split brain came from exactly that).
+	if l.Conn.Connected() && l.PeerRole == drbd.RolePrimary {
+		if p.Member.gone() {
+			return stay("peer %s %s in serf but DRBD still connected to it as primary: wait for DRBD to drop the link", p.Name, p.Member)
+		}
+		return stay("peer %s is primary: stay secondary (no failback)", p.Name)
+	}
+	// S6: never serve a registry older than one the peer advertised.
+	if p.Generation > l.Generation {
+		return stay("peer %s advertised registry generation %d, this box holds %d: never promote an older registry", p.Name, p.Generation, l.Generation)
+	}
+	switch {
+	case p.Member.gone():
+		// S7: failover.
+		waited := in.Now.Sub(p.Since)
+		if waited < in.Policy.Settle {
+			return stay("peer %s %s %s ago, settling for %s", p.Name, p.Member, waited.Round(time.Millisecond), in.Policy.Settle)
+		}
+		return Decision{Action: Promote, Reason: fmt.Sprintf("peer %s %s %s ago, %s, disk UpToDate: promote", p.Name, p.Member, waited.Round(time.Millisecond), quorumView(in))}
+	case p.Member == MemberUnknown:
+		return stay("peer %s never seen: wait for it (or the admin)", p.Name)
+	}
+	// The peer is up from here on.
+	if p.Role == drbd.RolePrimary {
+		return stay("peer %s advertises primary: stay secondary (no failback)", p.Name)
+	}
+	if l.Conn != drbd.ConnConnected {
+		return stay("peer %s is up and secondary but DRBD is %s: wait until connected and in sync", p.Name, l.Conn)
+	}
+	// S8: switchover / standby on the peer: it demoted, take the role.
+	if p.Intent.handingOver() {
+		return Decision{Action: Promote, Reason: fmt.Sprintf("peer %s hands over (intent %s) and is secondary, disk UpToDate, connected: promote", p.Name, p.Intent)}
+	}
+	// S9: nobody is primary, both up and connected: one of them starts.
+	if l.PeerDisk != drbd.DiskUpToDate {
+		return Decision{Action: Promote, Reason: fmt.Sprintf("no primary; peer %s disk %s, this disk UpToDate: promote", p.Name, l.PeerDisk)}
+	}
+	if keepsPrimary(l, p) {
+		return Decision{Action: Promote, Reason: fmt.Sprintf("no primary; both UpToDate, this box wins the tie (generation %d vs %d, name order): promote", l.Generation, p.Generation)}
+	}
+	return stay("no primary; both UpToDate, peer %s wins the tie: wait for it", p.Name)
+}
+
+// peerReady: the peer can take the primary role right now.
+func peerReady(in Input) bool {
+	return in.Peer.Member == MemberAlive && in.Peer.Intent == IntentNone &&
+		in.Local.Conn == drbd.ConnConnected && in.Local.PeerDisk == drbd.DiskUpToDate &&
+		in.Peer.Generation >= in.Local.Generation
+}
+
+// keepsPrimary is the deterministic tie-break both boxes compute alike: the
+// higher registry generation wins, then the lower name.
+func keepsPrimary(l Local, p Peer) bool {
+	if l.Generation != p.Generation {
+		return l.Generation > p.Generation
+	}
+	return l.Name < p.Name
+}
+
+func quorumView(in Input) string {
+	if in.Witness.Configured {
+		return fmt.Sprintf("peer %s, witness %s", in.Peer.Member, in.Witness.Member)
+	}
+	return fmt.Sprintf("peer %s, ping %d/%d", in.Peer.Member, in.Ping.Reachable, in.Ping.Targets)
+}

@@ -1,0 +1,420 @@
+package failover
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/sand-appliance/sand/drbd"
+)
+
+// t0 is the fake clock's origin; every scenario sets Now from it.
+var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
+var (
+	allRoles = []drbd.Role{drbd.RoleUnknown, drbd.RolePrimary, drbd.RoleSecondary}
+	allDisks = []drbd.DiskState{
+		drbd.DiskDUnknown, drbd.DiskDiskless, drbd.DiskAttaching, drbd.DiskDetaching, drbd.DiskFailed,
+		drbd.DiskNegotiating, drbd.DiskInconsistent, drbd.DiskOutdated, drbd.DiskConsistent, drbd.DiskUpToDate,
+	}
+	// One connection state per class the decision distinguishes: down,
+	// waiting, handshake, connected, resyncing (both directions).
+	someConns = []drbd.ConnState{
+		drbd.ConnStandAlone, drbd.ConnWFConnection, drbd.ConnWFReportParams,
+		drbd.ConnConnected, drbd.ConnSyncTarget,
+	}
+	allMembers = []MemberStatus{MemberUnknown, MemberAlive, MemberLeaving, MemberLeft, MemberFailed}
+	allIntents = []Intent{IntentNone, IntentStandby, IntentSwitchover}
+	peerDisks  = []drbd.DiskState{drbd.DiskOutdated, drbd.DiskUpToDate}
+	// Tie-breakers: a witness (up or down; ping targets are then ignored)
+	// or, without one, no ping targets, none answering, one answering.
+	tieBreakers = []struct {
+		w Witness
+		p Ping
+	}{
+		{Witness{Configured: true, Name: "dom0", Member: MemberAlive}, Ping{}},
+		{Witness{Configured: true, Name: "dom0", Member: MemberFailed}, Ping{}},
+		{Witness{}, Ping{}},
+		{Witness{}, Ping{Targets: 2, Reachable: 0}},
+		{Witness{}, Ping{Targets: 2, Reachable: 1}},
+	}
+)
+
+// forEachInput calls f with every combination of the decision's inputs:
+// local role × local disk × connection × DRBD's view of the peer (role,
+// disk) × split brain × peer membership × peer's advertised role, disk and
+// intent × witness or ping targets × intent × generation order × settle elapsed or
+// not. It returns the number of combinations.
+func forEachInput(f func(Input)) int {
+	n := 0
+	for _, role := range allRoles {
+		for _, disk := range allDisks {
+			for _, conn := range someConns {
+				for _, dPeerRole := range allRoles {
+					for _, dPeerDisk := range []drbd.DiskState{drbd.DiskDUnknown, drbd.DiskUpToDate} {
+						for _, sb := range []bool{false, true} {
+							for _, pm := range allMembers {
+								for _, pRole := range allRoles {
+									for _, pDisk := range peerDisks {
+										for _, pIntent := range allIntents {
+											for _, tb := range tieBreakers {
+												{
+													w, ping := tb.w, tb.p
+													for _, intent := range allIntents {
+														for _, gen := range []uint64{4, 5, 6} { // peer older, equal, newer
+															for _, elapsed := range []time.Duration{0, 2 * time.Second} {
+																n++
+																f(Input{
+																	Now: t0.Add(elapsed),
+																	Local: Local{
+																		Name: "san1", Role: role, Disk: disk, Conn: conn,
+																		PeerRole: dPeerRole, PeerDisk: dPeerDisk, SplitBrain: sb, Generation: 5,
+																	},
+																	Peer: Peer{
+																		Name: "san2", Member: pm, Since: t0, Role: pRole, Disk: pDisk,
+																		Intent: pIntent, Generation: gen,
+																	},
+																	Witness: w, Ping: ping, Intent: intent, Policy: DefaultPolicy(),
+																})
+															}
+														}
+													}
+												}
+											}
+										}
+									}
+								}
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+	return n
+}
+
+// mirror is the same situation seen from the peer, for the inputs where
+// both boxes see each other (serf alive, DRBD connected).
+func mirror(in Input) Input {
+	out := in
+	out.Local = Local{
+		Name: in.Peer.Name, Role: in.Peer.Role, Disk: in.Peer.Disk, Conn: in.Local.Conn,
+		PeerRole: in.Local.Role, PeerDisk: in.Local.Disk, SplitBrain: in.Local.SplitBrain, Generation: in.Peer.Generation,
+	}
+	out.Peer = Peer{
+		Name: in.Local.Name, Member: in.Peer.Member, Since: in.Peer.Since, Role: in.Local.Role,
+		Disk: in.Local.Disk, Intent: in.Intent, Generation: in.Local.Generation,
+	}
+	out.Intent = in.Peer.Intent
+	return out
+}
+
+func TestDecideInvariants(t *testing.T) {
+	counts := map[Action]int{}
+	checked := 0
+	n := forEachInput(func(in Input) {
+		d := Decide(in)
+		counts[d.Action]++
+		fail := func(rule string) {
+			checked++
+			if checked < 20 {
+				t.Errorf("%s violated: %+v -> %v (%s)", rule, in, d.Action, d.Reason)
+			}
+		}
+		q := HasQuorum(in)
+		if d.Quorum != q {
+			fail("Decision.Quorum reports the quorum view")
+		}
+		if d.Reason == "" {
+			fail("every decision has a reason")
+		}
+		if d.NeedsAdmin != in.Local.SplitBrain {
+			fail("a split brain always needs the admin, nothing else does")
+		}
+		if d.Action == Promote {
+			switch {
+			case !q:
+				fail("never promote without quorum")
+			case in.Local.Disk != drbd.DiskUpToDate:
+				fail("only an UpToDate disk promotes")
+			case in.Intent != IntentNone:
+				fail("never promote in standby or during this box's switchover")
+			case in.Local.SplitBrain:
+				fail("a split brain never leads to promote")
+			case in.Local.Role != drbd.RoleSecondary:
+				fail("only a secondary promotes")
+			case in.Local.Conn.Connected() && in.Local.PeerRole == drbd.RolePrimary:
+				fail("never promote while DRBD shows a primary peer")
+			case in.Peer.Member.up() && in.Peer.Role == drbd.RolePrimary:
+				fail("never promote while a live peer advertises primary (no failback)")
+			case in.Peer.Generation > in.Local.Generation:
+				fail("never promote a registry older than the peer's")
+			case in.Peer.Member == MemberUnknown:
+				fail("never promote against a peer never seen")
+			case in.Peer.Member.gone() && in.Now.Sub(in.Peer.Since) < in.Policy.Settle:
+				fail("never promote before the settle time")
+			case in.Peer.Member.up() && in.Local.Conn != drbd.ConnConnected:
+				fail("with a live peer, promote only when DRBD is connected and in sync")
+			}
+		}
+		if d.Action == Demote && in.Local.Role != drbd.RolePrimary {
+			fail("only a primary demotes")
+		}
+		if in.Local.Role == drbd.RolePrimary && !q && d.Action != Demote {
+			fail("an isolated primary always demotes")
+		}
+		if in.Local.Role != drbd.RolePrimary && in.Local.Role != drbd.RoleSecondary && d.Action != Stay {
+			fail("a resource that is not up stays")
+		}
+		// Both boxes alive and connected: after both decide, at most one is
+		// (or becomes) primary.
+		if in.Peer.Member == MemberAlive && in.Local.Conn == drbd.ConnConnected &&
+			in.Local.PeerRole == in.Peer.Role && in.Local.PeerDisk == in.Peer.Disk &&
+			(in.Witness.Configured || in.Ping.Targets == 0) {
+			m := mirror(in)
+			dm := Decide(m)
+			primaryAfter := func(role drbd.Role, a Action) bool {
+				return a == Promote || (role == drbd.RolePrimary && a != Demote)
+			}
+			if primaryAfter(in.Local.Role, d.Action) && primaryAfter(m.Local.Role, dm.Action) {
+				fail("never two primaries when both are alive and connected")
+			}
+		}
+	})
+	if checked > 0 {
+		t.Fatalf("%d invariant violations over %d combinations", checked, n)
+	}
+	t.Logf("decision table: %d combinations, every invariant held; stay %d, promote %d, demote %d",
+		n, counts[Stay], counts[Promote], counts[Demote])
+}
+
+func TestDecideScenarios(t *testing.T) {
+	connected := Local{Name: "san2", Role: drbd.RoleSecondary, Disk: drbd.DiskUpToDate, Conn: drbd.ConnConnected,
+		PeerRole: drbd.RolePrimary, PeerDisk: drbd.DiskUpToDate, Generation: 7}
+	lost := connected
+	lost.Conn, lost.PeerRole, lost.PeerDisk = drbd.ConnWFConnection, drbd.RoleUnknown, drbd.DiskDUnknown
+	primary := Local{Name: "san1", Role: drbd.RolePrimary, Disk: drbd.DiskUpToDate, Conn: drbd.ConnConnected,
+		PeerRole: drbd.RoleSecondary, PeerDisk: drbd.DiskUpToDate, Generation: 7}
+	isolated := primary
+	isolated.Conn, isolated.PeerRole, isolated.PeerDisk = drbd.ConnWFConnection, drbd.RoleUnknown, drbd.DiskDUnknown
+	peer := func(name string, m MemberStatus, ago time.Duration, role drbd.Role, intent Intent) Peer {
+		return Peer{Name: name, Member: m, Since: t0.Add(-ago), Role: role, Disk: drbd.DiskUpToDate, Intent: intent, Generation: 7}
+	}
+	witness := func(m MemberStatus) Witness { return Witness{Configured: true, Name: "dom0", Member: m} }
+	with := func(l Local, f func(*Local)) Local { f(&l); return l }
+
+	tests := []struct {
+		name   string
+		in     Input
+		want   Action
+		reason string
+		admin  bool
+		done   bool
+	}{
+		{
+			name:   "primary killed, witness agrees: promote",
+			in:     Input{Local: lost, Peer: peer("san1", MemberFailed, 1500*time.Millisecond, drbd.RolePrimary, IntentNone), Witness: witness(MemberAlive)},
+			want:   Promote,
+			reason: "peer san1 failed 1.5s ago, peer failed, witness alive, disk UpToDate: promote",
+		},
+		{
+			name:   "primary killed, still settling",
+			in:     Input{Local: lost, Peer: peer("san1", MemberFailed, 300*time.Millisecond, drbd.RolePrimary, IntentNone), Witness: witness(MemberAlive)},
+			want:   Stay,
+			reason: "peer san1 failed 300ms ago, settling for 1s",
+		},
+		{
+			name:   "link cut and witness gone: no quorum, no promote",
+			in:     Input{Local: lost, Peer: peer("san1", MemberFailed, 5*time.Second, drbd.RolePrimary, IntentNone), Witness: witness(MemberFailed)},
+			want:   Stay,
+			reason: "no quorum (peer failed, witness failed): never promote",
+		},
+		{
+			name:   "isolated primary demotes",
+			in:     Input{Local: isolated, Peer: peer("san2", MemberFailed, time.Second, drbd.RoleSecondary, IntentNone), Witness: witness(MemberFailed)},
+			want:   Demote,
+			reason: "lost quorum (peer failed, witness failed): isolated primary demotes",
+		},
+		{
+			name:   "primary loses peer but keeps witness: stays",
+			in:     Input{Local: isolated, Peer: peer("san2", MemberFailed, time.Second, drbd.RoleSecondary, IntentNone), Witness: witness(MemberAlive)},
+			want:   Stay,
+			reason: "primary, quorum held (peer failed, witness alive)",
+		},
+		{
+			name:   "no witness, gateway unreachable: isolated primary demotes",
+			in:     Input{Local: isolated, Peer: peer("san2", MemberFailed, time.Second, drbd.RoleSecondary, IntentNone), Ping: Ping{Targets: 1}},
+			want:   Demote,
+			reason: "lost quorum (peer failed, ping 0/1): isolated primary demotes",
+		},
+		{
+			name:   "no witness, gateway reachable: secondary promotes (pingd rule)",
+			in:     Input{Local: lost, Peer: peer("san1", MemberFailed, 2*time.Second, drbd.RolePrimary, IntentNone), Ping: Ping{Targets: 1, Reachable: 1}},
+			want:   Promote,
+			reason: "peer san1 failed 2s ago, peer failed, ping 1/1, disk UpToDate: promote",
+		},
+		{
+			name:   "serf says failed but DRBD still connected to a primary: wait for DRBD, never force",
+			in:     Input{Local: connected, Peer: peer("san1", MemberFailed, 2*time.Second, drbd.RolePrimary, IntentNone), Witness: witness(MemberAlive)},
+			want:   Stay,
+			reason: "peer san1 failed in serf but DRBD still connected to it as primary: wait for DRBD to drop the link",
+		},
+		{
+			name:   "outdated disk never promotes",
+			in:     Input{Local: with(lost, func(l *Local) { l.Disk = drbd.DiskOutdated }), Peer: peer("san1", MemberFailed, 2*time.Second, drbd.RolePrimary, IntentNone), Witness: witness(MemberAlive)},
+			want:   Stay,
+			reason: "local disk Outdated: only an UpToDate disk may promote",
+		},
+		{
+			name:   "returning box stays secondary: no failback",
+			in:     Input{Local: with(connected, func(l *Local) { l.Conn = drbd.ConnSyncTarget; l.Disk = drbd.DiskInconsistent }), Peer: peer("san1", MemberAlive, time.Second, drbd.RolePrimary, IntentNone), Witness: witness(MemberAlive)},
+			want:   Stay,
+			reason: "local disk Inconsistent: only an UpToDate disk may promote",
+		},
+		{
+			name:   "synced returning box still stays secondary",
+			in:     Input{Local: connected, Peer: peer("san1", MemberAlive, time.Second, drbd.RolePrimary, IntentNone), Witness: witness(MemberAlive)},
+			want:   Stay,
+			reason: "peer san1 is primary: stay secondary (no failback)",
+		},
+		{
+			name:   "switchover: primary demotes once the peer is ready",
+			in:     Input{Local: primary, Peer: peer("san2", MemberAlive, time.Minute, drbd.RoleSecondary, IntentNone), Intent: IntentSwitchover},
+			want:   Demote,
+			reason: "intent switchover and peer san2 is ready (UpToDate, connected): demote so it takes over",
+		},
+		{
+			name:   "switchover: peer promotes once the old primary advertises secondary",
+			in:     Input{Local: with(connected, func(l *Local) { l.PeerRole = drbd.RoleSecondary }), Peer: peer("san1", MemberAlive, time.Minute, drbd.RoleSecondary, IntentSwitchover)},
+			want:   Promote,
+			reason: "peer san1 hands over (intent switchover) and is secondary, disk UpToDate, connected: promote",
+		},
+		{
+			name:   "switchover: peer waits while the old primary's tag still says primary",
+			in:     Input{Local: with(connected, func(l *Local) { l.PeerRole = drbd.RoleSecondary }), Peer: peer("san1", MemberAlive, time.Minute, drbd.RolePrimary, IntentSwitchover)},
+			want:   Stay,
+			reason: "peer san1 advertises primary: stay secondary (no failback)",
+		},
+		{
+			name:   "switchover done on the old primary: clear the intent",
+			in:     Input{Local: with(connected, func(l *Local) { l.Name = "san1" }), Peer: peer("san2", MemberAlive, time.Minute, drbd.RolePrimary, IntentNone), Intent: IntentSwitchover},
+			want:   Stay,
+			reason: "switchover done: peer san2 is primary",
+			done:   true,
+		},
+		{
+			name:   "standby primary keeps serving while the peer resyncs",
+			in:     Input{Local: with(primary, func(l *Local) { l.Conn = drbd.ConnSyncSource; l.PeerDisk = drbd.DiskInconsistent }), Peer: peer("san2", MemberAlive, time.Minute, drbd.RoleSecondary, IntentNone), Intent: IntentStandby},
+			want:   Stay,
+			reason: "intent standby, but peer san2 is not ready to take over (member alive, disk Inconsistent, intent none, connection SyncSource): keep serving",
+		},
+		{
+			name:   "standby secondary never promotes",
+			in:     Input{Local: lost, Peer: peer("san1", MemberFailed, time.Minute, drbd.RolePrimary, IntentNone), Witness: witness(MemberAlive), Intent: IntentStandby},
+			want:   Stay,
+			reason: "standby: this box never promotes",
+		},
+		{
+			name:   "split brain on a secondary: frozen, reported",
+			in:     Input{Local: with(lost, func(l *Local) { l.SplitBrain = true; l.Conn = drbd.ConnStandAlone }), Peer: peer("san1", MemberAlive, time.Minute, drbd.RolePrimary, IntentNone), Witness: witness(MemberAlive)},
+			want:   Stay,
+			reason: "split brain reported by DRBD, needs the admin: secondary, never promotes on a split brain",
+			admin:  true,
+		},
+		{
+			name:   "split brain, both primary and alive: the tie-break loser demotes, data left to the admin",
+			in:     Input{Local: with(isolated, func(l *Local) { l.SplitBrain = true; l.Conn = drbd.ConnStandAlone; l.Name = "san2" }), Peer: peer("san1", MemberAlive, time.Minute, drbd.RolePrimary, IntentNone), Witness: witness(MemberAlive)},
+			want:   Demote,
+			reason: "split brain reported by DRBD, needs the admin: peer san1 is also primary and keeps the role (generation 7 vs 7, name order): demote",
+			admin:  true,
+		},
+		{
+			name:   "peer failed advertising a newer registry: never promote an older one",
+			in:     Input{Local: with(lost, func(l *Local) { l.Generation = 6 }), Peer: peer("san1", MemberFailed, time.Minute, drbd.RolePrimary, IntentNone), Witness: witness(MemberAlive)},
+			want:   Stay,
+			reason: "peer san1 advertised registry generation 7, this box holds 6: never promote an older registry",
+		},
+		{
+			name:   "both boot secondary and connected: the lower name starts",
+			in:     Input{Local: with(connected, func(l *Local) { l.Name = "san1"; l.PeerRole = drbd.RoleSecondary }), Peer: peer("san2", MemberAlive, time.Minute, drbd.RoleSecondary, IntentNone)},
+			want:   Promote,
+			reason: "no primary; both UpToDate, this box wins the tie (generation 7 vs 7, name order): promote",
+		},
+		{
+			name:   "both boot secondary and connected: the higher name waits",
+			in:     Input{Local: with(connected, func(l *Local) { l.PeerRole = drbd.RoleSecondary }), Peer: peer("san1", MemberAlive, time.Minute, drbd.RoleSecondary, IntentNone)},
+			want:   Stay,
+			reason: "no primary; both UpToDate, peer san1 wins the tie: wait for it",
+		},
+		{
+			name:   "peer never seen: wait",
+			in:     Input{Local: lost, Peer: Peer{Name: "san1"}, Witness: witness(MemberAlive)},
+			want:   Stay,
+			reason: "peer san1 never seen: wait for it (or the admin)",
+		},
+		{
+			name:   "graceful leave of the old primary: promote after settle",
+			in:     Input{Local: lost, Peer: peer("san1", MemberLeft, 1100*time.Millisecond, drbd.RoleSecondary, IntentNone), Witness: witness(MemberAlive)},
+			want:   Promote,
+			reason: "peer san1 left 1.1s ago, peer left, witness alive, disk UpToDate: promote",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.in.Now = t0
+			tc.in.Policy = DefaultPolicy()
+			got := Decide(tc.in)
+			want := Decision{Action: tc.want, Reason: tc.reason, Quorum: HasQuorum(tc.in), NeedsAdmin: tc.admin, IntentDone: tc.done}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("Decide (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestHasQuorum(t *testing.T) {
+	tests := []struct {
+		name    string
+		peer    MemberStatus
+		witness Witness
+		ping    Ping
+		want    bool
+	}{
+		{"peer up, no witness", MemberAlive, Witness{}, Ping{}, true},
+		{"alone, no witness, no ping targets", MemberFailed, Witness{}, Ping{}, false},
+		{"alone, gateway answers", MemberFailed, Witness{}, Ping{Targets: 2, Reachable: 1}, true},
+		{"alone, gateway silent", MemberFailed, Witness{}, Ping{Targets: 2}, false},
+		{"self + witness", MemberFailed, Witness{Configured: true, Member: MemberAlive}, Ping{}, true},
+		{"self + peer, witness down", MemberLeaving, Witness{Configured: true, Member: MemberFailed}, Ping{}, true},
+		{"alone with a witness configured: ping does not count", MemberLeft, Witness{Configured: true, Member: MemberUnknown}, Ping{Targets: 1, Reachable: 1}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := HasQuorum(Input{Peer: Peer{Member: tc.peer}, Witness: tc.witness, Ping: tc.ping}); got != tc.want {
+				t.Errorf("HasQuorum = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestTagsRoundTrip(t *testing.T) {
+	for _, in := range []Tags{
+		{Role: drbd.RolePrimary, Disk: drbd.DiskUpToDate, Generation: 42, Intent: IntentSwitchover},
+		{Role: drbd.RoleSecondary, Disk: drbd.DiskInconsistent, Intent: IntentStandby},
+		{Witness: true},
+	} {
+		got, err := ParseTags(in.Map())
+		if err != nil {
+			t.Fatalf("ParseTags(%v): %v", in.Map(), err)
+		}
+		if diff := cmp.Diff(in, got); diff != "" {
+			t.Errorf("round trip (-want +got):\n%s", diff)
+		}
+	}
+	if _, err := ParseTags(map[string]string{TagRole: "Boss"}); err == nil || !strings.Contains(err.Error(), "tag role") {
+		t.Errorf("ParseTags of a bad role: err = %v, want one naming the tag", err)
+	}
+}

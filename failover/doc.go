@@ -1,0 +1,108 @@
+// Package failover decides and carries out which box of the pair is the
+// primary: serf membership (membership.go), the decision (decide.go, a pure
+// function of the inputs below) and the resource group that acts on it.
+//
+// # A box's role
+//
+//	           start (DRBD up, serf joined)
+//	                      |
+//	                      v
+//	  +---------------- Secondary <--------------------------------+
+//	  |        (Role Unknown: resource not up -> Stay)             |
+//	  |                   |                                        |
+//	  | admin standby     | Promote when all hold:                 | Demote when:
+//	  v                   |  - local disk UpToDate, no split brain |  - quorum lost (isolated primary:
+//	Standby               |  - quorum (2 of self/peer/witness,     |    drop VIP, stop target, never
+//	(never promotes;      |    or peer up / a ping target answers) |    a second writer)
+//	 as primary: hands    |  - no intent on this box               |  - standby / switchover and the
+//	 over once the peer   |  - no primary peer (DRBD or serf tag)  |    peer is ready (alive, connected,
+//	 is ready)            |  - registry not older than the peer's  |    UpToDate, registry not older)
+//	  |                   |  and one of:                           |  - local disk not UpToDate and
+//	  | admin resume      |  - peer failed/left >= Settle ago      |    the peer is ready
+//	  +---> Secondary     |  - peer hands over and is Secondary    |  - both primary and alive: the
+//	                      |  - nobody primary, both connected:     |    tie-break loser (lower
+//	                      |    the peer is not UpToDate, or this   |    generation, then higher name)
+//	                      |    box wins the tie-break              |
+//	                      v                                        |
+//	                   Primary ------------------------------------+
+//
+//	any role + DRBD split brain --> SplitBrain: never promotes, never hands over,
+//	                                NeedsAdmin; the admin picks the survivor.
+//	                                 (Two live primaries: the tie-break loser still
+//	                                 demotes, which stops a writer and discards nothing.)
+//
+// No automatic failback: a box that comes back while the peer is primary
+// stays Secondary and resyncs (DRBD's or serf's view of a primary peer
+// forbids promotion). A switchover is ordered, never forced: the primary
+// demotes first and advertises role=Secondary with intent=switchover; the
+// peer promotes only once it sees that tag and DRBD connected and in sync.
+// sand never forces a DRBD disconnect of a peer: in the lab, a takeover that
+// force-disconnected a live peer during a switchover made a real split brain
+// and DRBD's after-sb policy then discarded acknowledged writes. When serf
+// says the peer failed but DRBD is still connected to it as Primary, the
+// decision waits for DRBD's own ping timeout to drop the link.
+//
+// # Rules of Decide, in order
+//
+//	Primary:   P1 no quorum -> Demote.
+//	           P2 peer up and primary (DRBD or tag) -> tie-break: winner Stay, loser Demote.
+//	           P3 standby/switchover/local disk not UpToDate -> Demote if the peer is ready
+//	              (and no split brain), else Stay.
+//	           otherwise Stay.
+//	Secondary: S1 split brain, S2 switchover pending (IntentDone once the peer is primary),
+//	           S3 standby, S4 disk not UpToDate, no quorum -> Stay.
+//	           S5 DRBD connected to a primary peer -> Stay (wait for DRBD if serf says failed).
+//	           S6 peer generation > local -> Stay.
+//	           S7 peer failed/left: Stay until Settle has passed since, then Promote.
+//	           peer never seen -> Stay. Peer up and advertising primary -> Stay.
+//	           DRBD not Connected (still syncing or cut) -> Stay.
+//	           S8 peer hands over (standby/switchover) -> Promote.
+//	           S9 nobody primary: peer disk not UpToDate -> Promote; else tie-break.
+//	Unknown role: Stay.
+//
+// Generation: the registry lives on the replicated device, and every box
+// advertises the generation it holds. A secondary never promotes when the
+// peer advertised a newer one (serf keeps a failed member's last tags): its
+// disk may say UpToDate while it missed the peer's last writes (DRBD 8.4
+// keeps a disconnected secondary UpToDate unless fenced), and serving it
+// would silently drop LUNs acknowledged to the admin. The caller must keep
+// the secondary's copy current while connected, or failover is blocked.
+//
+// # Quorum and why serf alone is not enough
+//
+// With two members serf cannot tell a dead peer from a cut link: measured,
+// when the link is cut both sides declare the other failed at the same
+// moment (0.8-1.0 s tuned, 6-7 s with defaults), and with two members there
+// is nobody to confirm or refute a suspicion. So a box needs quorum: 2 of
+// {self, peer, witness}. The witness (`sand witness`, no storage, e.g. on a
+// dom0) is the third vote, and as a third serf member it also carries
+// memberlist's indirect probes, so a peer that only lost the direct path is
+// refuted rather than declared failed. Without a witness, sand falls back to
+// the classic pingd rule: a box that reaches none of its ping targets (the
+// gateway) has no quorum. That is only as safe as pingd was: if the boxes
+// lose each other but both still reach the gateway, both have quorum, and
+// only fencing (below) keeps the data safe. Configure a witness.
+//
+// # Fencing: acknowledged writes are never lost
+//
+// DRBD (8.4 and 9) runs with `fencing resource-and-stonith` and
+// `fence-peer "/usr/sbin/sand fence-peer"` (with after-resync-target
+// unfencing). When a primary loses the replication link, or a secondary is
+// promoted while disconnected, DRBD freezes I/O and runs the handler; the
+// primary therefore cannot acknowledge a write the peer does not have while
+// the peer could still be promoted. `sand fence-peer` exits with DRBD's
+// handler codes:
+//
+//	4  the peer's disk was outdated through the other path (the peer's sand
+//	   API on the LAN runs `drbdadm outdate`): it can no longer promote;
+//	7  the peer is confirmed gone with quorum (serf says failed or left and
+//	   this box holds quorum: the witness agrees, or, without a witness, a
+//	   ping target answers), i.e. "fenced off the cluster";
+//	3  the peer's disk is already Inconsistent (nothing to fence);
+//	other (1, 5, 6) failure: I/O stays frozen until the situation resolves
+//	   or the admin runs `drbdadm resume-io`.
+//
+// The after-split-brain policies are disconnect (after-sb-0pri, -1pri,
+// -2pri): DRBD never discards a side by itself, and a split brain is
+// reported (Local.SplitBrain) and left to the admin.
+package failover

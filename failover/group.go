@@ -1,0 +1,80 @@
+package failover
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Step is one resource of the resource group: started in order on
+// promotion, stopped in reverse order on demotion. Both functions must be
+// idempotent: a retried promotion runs them again.
+type Step struct {
+	Name  string
+	Start func(ctx context.Context) error
+	Stop  func(ctx context.Context) error
+}
+
+// StepTiming is how long one step took, for the events log.
+type StepTiming struct {
+	Step string
+	Took time.Duration
+	Err  error
+}
+
+// Group is the ordered resource group of a primary: e.g. DRBD primary ->
+// pool -> registry and target -> VIP.
+type Group struct {
+	Steps []Step
+	Log   *slog.Logger
+}
+
+// Start starts every step in order. If one fails, the steps already
+// started are stopped again in reverse order, so a failed promotion leaves
+// the box as it was (secondary, no VIP, no target).
+func (g *Group) Start(ctx context.Context) ([]StepTiming, error) {
+	var timings []StepTiming
+	for i, s := range g.Steps {
+		t0 := time.Now()
+		err := s.Start(ctx)
+		timings = append(timings, StepTiming{Step: "start " + s.Name, Took: time.Since(t0), Err: err})
+		if err == nil {
+			g.Log.Info("resource started", "step", s.Name, "took", time.Since(t0))
+			continue
+		}
+		g.Log.Error("resource failed to start; rolling back", "step", s.Name, "err", err)
+		rollback, rerr := g.stop(ctx, g.Steps[:i])
+		timings = append(timings, rollback...)
+		err = fmt.Errorf("start %s: %w", s.Name, err)
+		if rerr != nil {
+			err = errors.Join(err, fmt.Errorf("roll back: %w", rerr))
+		}
+		return timings, err
+	}
+	return timings, nil
+}
+
+// Stop stops every step in reverse order. It stops at the first failure:
+// a step below a failed one must not run (DRBD must not be demoted while
+// the target still holds its device).
+func (g *Group) Stop(ctx context.Context) ([]StepTiming, error) {
+	return g.stop(ctx, g.Steps)
+}
+
+func (g *Group) stop(ctx context.Context, steps []Step) ([]StepTiming, error) {
+	var timings []StepTiming
+	for i := len(steps) - 1; i >= 0; i-- {
+		s := steps[i]
+		t0 := time.Now()
+		err := s.Stop(ctx)
+		timings = append(timings, StepTiming{Step: "stop " + s.Name, Took: time.Since(t0), Err: err})
+		if err != nil {
+			g.Log.Error("resource failed to stop", "step", s.Name, "err", err)
+			return timings, fmt.Errorf("stop %s: %w", s.Name, err)
+		}
+		g.Log.Info("resource stopped", "step", s.Name, "took", time.Since(t0))
+	}
+	return timings, nil
+}

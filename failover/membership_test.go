@@ -1,0 +1,135 @@
+package failover
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sand-appliance/sand/drbd"
+)
+
+func testKey() []byte { return bytes.Repeat([]byte{7}, KeySize) }
+
+func startMember(t *testing.T, name, ip string, tags Tags) *Membership {
+	t.Helper()
+	conf, err := NewSerfConfig(name, ip, 0, testKey(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("NewSerfConfig: %v", err)
+	}
+	m := NewMembership(conf, slog.New(slog.DiscardHandler), nil)
+	if err := m.Start(tags); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	t.Cleanup(func() { _ = m.Shutdown() })
+	return m
+}
+
+// waitFor polls cond until it holds or the deadline passes, and says what it
+// waited for.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	start := time.Now()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		case <-tick.C:
+		}
+	}
+	return time.Since(start)
+}
+
+func TestMembershipLoopback(t *testing.T) {
+	san1 := startMember(t, "san1", "127.0.0.1", Tags{Role: drbd.RolePrimary, Disk: drbd.DiskUpToDate, Generation: 3})
+	san2 := startMember(t, "san2", "127.0.0.2", Tags{Role: drbd.RoleSecondary, Disk: drbd.DiskUpToDate, Generation: 3})
+	wit := startMember(t, "dom0", "127.0.0.3", Tags{Witness: true})
+	for _, m := range []*Membership{san2, wit} {
+		if _, err := m.Join([]string{san1.Addr()}); err != nil {
+			t.Fatalf("join: %v", err)
+		}
+	}
+	waitFor(t, 3*time.Second, "san2 to see san1 alive as Primary and the witness alive", func() bool {
+		p, w := san2.View("san1", "dom0")
+		return p.Member == MemberAlive && p.Role == drbd.RolePrimary && p.Generation == 3 && w.Member == MemberAlive
+	})
+
+	if err := san1.SetTags(Tags{Role: drbd.RolePrimary, Disk: drbd.DiskUpToDate, Generation: 4, Intent: IntentSwitchover}); err != nil {
+		t.Fatal(err)
+	}
+	d := waitFor(t, 3*time.Second, "san1's new tags (gen 4, switchover) at san2", func() bool {
+		p, _ := san2.View("san1", "dom0")
+		return p.Generation == 4 && p.Intent == IntentSwitchover
+	})
+	t.Logf("tag change propagated in %s", d.Round(time.Millisecond))
+
+	// Kill san1 without a leave: the peer must see it Failed.
+	killed := time.Now()
+	if err := san1.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 4*time.Second, "san2 to declare san1 failed", func() bool {
+		p, _ := san2.View("san1", "dom0")
+		return p.Member == MemberFailed
+	})
+	detect := time.Since(killed)
+	t.Logf("killed member declared failed after %s (tuned: 200 ms probe, 100 ms timeout, suspicion mult 2; 3 members)", detect.Round(time.Millisecond))
+	p, w := san2.View("san1", "dom0")
+	if p.Role != drbd.RolePrimary || p.Generation != 4 || w.Member != MemberAlive {
+		t.Errorf("after failure, View = %+v, %+v; want the last tags kept and the witness alive", p, w)
+	}
+	if got := p.Since.Sub(killed); got <= 0 || got > detect {
+		t.Errorf("Peer.Since is %s after the kill, want within (0, %s]", got, detect)
+	}
+	var sawFailed bool
+	for drained := false; !drained; {
+		select {
+		case ev := <-san2.Events():
+			if ev.Member.Name == "san1" && ev.Member.Status == MemberFailed && ev.Kind == "member-failed" {
+				sawFailed = true
+			}
+		default:
+			drained = true
+		}
+	}
+	if !sawFailed {
+		t.Error("no member-failed event for san1 on san2's Events channel")
+	}
+
+	// A graceful leave is seen as Left.
+	left := time.Now()
+	if err := wit.Leave(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 4*time.Second, "san2 to see the witness left", func() bool {
+		_, w := san2.View("san1", "dom0")
+		return w.Member == MemberLeft
+	})
+	t.Logf("graceful leave seen as left after %s", time.Since(left).Round(time.Millisecond))
+}
+
+func TestKeyAndConfigErrors(t *testing.T) {
+	if _, err := ParseKey("c2hvcnQ="); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("want %d", KeySize)) {
+		t.Errorf("ParseKey of a 5-byte key: err = %v, want a length error", err)
+	}
+	if _, err := ParseKey("not base64!"); err == nil {
+		t.Error("ParseKey of garbage: no error")
+	}
+	good := "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc="
+	if k, err := ParseKey(good); err != nil || !bytes.Equal(k, testKey()) {
+		t.Errorf("ParseKey(%q) = %v, %v", good, k, err)
+	}
+	if _, err := NewSerfConfig("san1", "127.0.0.1", 7946, []byte("short"), slog.New(slog.DiscardHandler)); err == nil {
+		t.Error("NewSerfConfig with a short key: no error")
+	}
+	if _, err := NewSerfConfig("san1", "san1.lan", 7946, testKey(), slog.New(slog.DiscardHandler)); err == nil {
+		t.Error("NewSerfConfig with a host name as bind address: no error")
+	}
+}

@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/sand-appliance/sand/appliance"
+	"github.com/sand-appliance/sand/appliance/command"
+	"github.com/sand-appliance/sand/failover"
+)
+
+// pair is the running failover machinery of a box of a pair.
+type pair struct {
+	ctrl    *failover.Controller
+	members *failover.Membership
+	done    chan error
+}
+
+// startPair joins the pair and starts the decision loop. The box starts as
+// secondary; the loop promotes it when the rules say so.
+func startPair(ctx context.Context, cfg appliance.Config, box *appliance.Box, log *slog.Logger) (*pair, error) {
+	p := cfg.Pair
+	keyText, err := readSecretFile(p.SerfKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("read gossip key: %w", err)
+	}
+	key, err := failover.ParseKey(keyText)
+	if err != nil {
+		return nil, err
+	}
+	bind := netip.MustParseAddrPort(p.SerfBind) // checked by Validate
+	conf, err := failover.NewSerfConfig(cfg.Name, bind.Addr().String(), int(bind.Port()), key, log)
+	if err != nil {
+		return nil, err
+	}
+	vipPrefix, _ := p.VIPPrefix()
+	portal, _ := cfg.PortalAddr()
+	vip := failover.VIP{Prefix: vipPrefix, Interface: p.VIPInterface}
+	block := failover.PortBlock{Portal: portal, Run: command.Exec{}}
+
+	// A sand that died as primary may have left the VIP behind: start from
+	// a clean secondary.
+	if err := vip.Down(ctx); err != nil {
+		return nil, err
+	}
+	if err := block.Unblock(ctx); err != nil {
+		return nil, err
+	}
+
+	record := func(kind, format string, args ...any) {
+		msg := fmt.Sprintf(format, args...)
+		box.Events().Add(appliance.Event{Kind: kind, Message: msg})
+		log.Info("event", "kind", kind, "msg", msg)
+	}
+	group := &failover.Group{Log: log, Steps: []failover.Step{
+		{Name: "portal block", Start: block.Block, Stop: block.Unblock},
+		// DRBD promotion and the pool come here for pair.storage: drbd.
+		{Name: "registry and target", Start: box.Activate, Stop: box.Deactivate},
+		{Name: "vip", Start: vip.Up, Stop: vip.Down},
+		{Name: "portal unblock", Start: block.Unblock, Stop: block.Block},
+	}}
+	members := failover.NewMembership(conf, log, time.Now)
+	ctrl := &failover.Controller{
+		Name: cfg.Name, PeerName: p.Peer, WitnessName: p.Witness,
+		Members: members, Group: group,
+		// A secondary reads the shared registry each round so it never
+		// believes the peer's registry is newer than what it would serve.
+		Generation: func() uint64 {
+			if !box.Active() {
+				if err := box.Refresh(); err != nil {
+					log.Warn("read the shared registry", "err", err)
+				}
+			}
+			return box.Generation()
+		},
+		Record: record, Log: log, Policy: failover.DefaultPolicy(), Now: time.Now,
+	}
+	switch p.Storage {
+	case "shared":
+		ctrl.Storage = failover.SharedStorage{Primary: ctrl.Primary}
+	default:
+		return nil, fmt.Errorf("pair.storage %q: only shared is wired so far", p.Storage)
+	}
+	if err := box.Refresh(); err != nil {
+		log.Warn("read the registry for display", "err", err)
+	}
+	if err := members.Start(failover.Tags{Generation: box.Generation()}); err != nil {
+		return nil, err
+	}
+	go joinUntilDone(ctx, members, p.Join, log)
+	pr := &pair{ctrl: ctrl, members: members, done: make(chan error, 1)}
+	go func() { pr.done <- ctrl.Run(ctx) }()
+	return pr, nil
+}
+
+// joinUntilDone keeps trying to join the peer and the witness: at boot the
+// other boxes may not be up yet.
+func joinUntilDone(ctx context.Context, m *failover.Membership, addrs []string, log *slog.Logger) {
+	for {
+		n, err := m.Join(addrs)
+		if err == nil && n > 0 {
+			log.Info("joined the pair", "contacted", n)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// stop waits for the loop to hand over (it demotes in order when ctx
+// ends) and leaves the cluster so the peer promotes without waiting for a
+// failure detection.
+func (p *pair) stop() error {
+	err := <-p.done
+	if lerr := p.members.Leave(); lerr != nil && err == nil {
+		err = lerr
+	}
+	p.members.Shutdown()
+	return err
+}
+
+// allowNonlocalBind lets the target listen on the VIP before the VIP is on
+// the box, so the target is ready the moment the VIP arrives (the VIP comes
+// last in the resource group). It is a per-namespace setting.
+func allowNonlocalBind(v6 bool) error {
+	path := "/proc/sys/net/ipv4/ip_nonlocal_bind"
+	if v6 {
+		path = "/proc/sys/net/ipv6/ip_nonlocal_bind"
+	}
+	if err := os.WriteFile(path, []byte(strconv.Itoa(1)), 0o644); err != nil {
+		return fmt.Errorf("allow the target to bind the VIP: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sand-appliance/sand/failover"
+)
+
+// witnessCmd runs a storage-less serf member that only votes: the third
+// member of the quorum (self + peer + witness, 2 of 3).
+func witnessCmd(e *env) *cobra.Command {
+	var name, bind, keyFile string
+	var join []string
+	cmd := &cobra.Command{
+		Use:   "witness",
+		Short: "Run a quorum witness: a serf member with no storage that only votes (e.g. on a dom0)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			log := e.logger().With("component", "witness")
+			if name == "" {
+				h, err := os.Hostname()
+				if err != nil {
+					return fmt.Errorf("witness name: --name not given and hostname unknown: %w", err)
+				}
+				name = h
+			}
+			host, portStr, err := net.SplitHostPort(bind)
+			if err != nil {
+				return fmt.Errorf("parse --bind %q (want ip:port): %w", bind, err)
+			}
+			port, err := strconv.Atoi(portStr)
+			if err != nil {
+				return fmt.Errorf("parse --bind port %q: %w", portStr, err)
+			}
+			if keyFile == "" {
+				return fmt.Errorf("--key-file is required: the gossip key (base64 of %d bytes) shared with the boxes", failover.KeySize)
+			}
+			raw, err := os.ReadFile(keyFile)
+			if err != nil {
+				return fmt.Errorf("read gossip key: %w", err)
+			}
+			key, err := failover.ParseKey(string(raw))
+			if err != nil {
+				return fmt.Errorf("gossip key %s: %w", keyFile, err)
+			}
+			conf, err := failover.NewSerfConfig(name, host, port, key, log)
+			if err != nil {
+				return err
+			}
+			m := failover.NewMembership(conf, log, nil)
+			if err := m.Start(failover.Tags{Witness: true}); err != nil {
+				return err
+			}
+			defer func() {
+				if err := m.Shutdown(); err != nil {
+					log.Error("shut down witness", "err", err)
+				}
+			}()
+			if len(join) > 0 {
+				// The boxes may come later: they join us. Not fatal.
+				if n, err := m.Join(join); err != nil {
+					log.Warn("join failed; waiting for the boxes to join this witness", "peers", strings.Join(join, ","), "err", err)
+				} else {
+					log.Info("joined", "contacted", n)
+				}
+			}
+			log.Info("witness running", "name", name, "addr", m.Addr())
+			for {
+				select {
+				case <-cmd.Context().Done():
+					log.Info("leaving the cluster")
+					if err := m.Leave(); err != nil {
+						log.Warn("leave", "err", err)
+					}
+					return nil
+				case ev, ok := <-m.Events():
+					if !ok {
+						return nil
+					}
+					log.Info("member", "event", ev.Kind, "member", ev.Member.Name, "status", ev.Member.Status.String())
+				}
+			}
+		},
+	}
+	cmd.Flags().StringVar(&name, "name", "", "serf node name of this witness (default: host name)")
+	cmd.Flags().StringVar(&bind, "bind", "0.0.0.0:7946", "gossip address, ip:port")
+	cmd.Flags().StringSliceVar(&join, "join", nil, "storage boxes to join, ip:port (repeat or comma-separate)")
+	cmd.Flags().StringVar(&keyFile, "key-file", "", "file holding the base64 gossip key (32 bytes)")
+	return cmd
+}

@@ -1,0 +1,148 @@
+package ui
+
+import (
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+)
+
+// Cookie names. The session cookie holds a random session ID and nothing
+// else; the login cookie holds the login form's CSRF token (double submit,
+// as there is no session yet).
+const (
+	sessionCookie = "sand_session"
+	loginCookie   = "sand_login"
+	csrfHeader    = "X-CSRF-Token"
+	csrfField     = "csrf"
+)
+
+// auth decides who may do what: the API token for programs, a session
+// cookie for browsers.
+type auth struct {
+	token         []byte
+	account       *Account
+	sessions      *sessions
+	limiter       *loginLimiter
+	cop           *http.CrossOriginProtection
+	secureCookies bool
+	now           func() time.Time
+	log           *slog.Logger
+}
+
+func newAuth(opts Options) *auth {
+	return &auth{
+		token:         []byte("Bearer " + opts.Token),
+		account:       opts.Admin,
+		sessions:      newSessions(opts.Now),
+		limiter:       newLoginLimiter(opts.Now),
+		cop:           http.NewCrossOriginProtection(),
+		secureCookies: opts.SecureCookies,
+		now:           opts.Now,
+		log:           opts.Logger,
+	}
+}
+
+// unsafeMethod reports whether a request may change something.
+func unsafeMethod(m string) bool {
+	return m != http.MethodGet && m != http.MethodHead && m != http.MethodOptions
+}
+
+// api guards /api/v1 and /metrics: the API token, or a browser session
+// whose changes carry the session's CSRF token in X-CSRF-Token and pass the
+// cross-origin check.
+func (au *auth) api(c *gin.Context) {
+	if h := c.GetHeader("Authorization"); h != "" {
+		if subtle.ConstantTimeCompare([]byte(h), au.token) == 1 {
+			c.Next()
+			return
+		}
+	} else if sess, ok := au.session(c, false); ok {
+		if unsafeMethod(c.Request.Method) {
+			if err := au.checkCSRF(c.Request, sess, c.GetHeader(csrfHeader)); err != nil {
+				fail(c, http.StatusForbidden, "%s", err)
+				return
+			}
+		}
+		c.Next()
+		return
+	}
+	c.Header("WWW-Authenticate", `Bearer realm="sand"`)
+	fail(c, http.StatusUnauthorized, "missing or wrong API token: send Authorization: Bearer <token> (the api_token in sand.yaml)")
+}
+
+// session returns the request's live session; touch counts the request as
+// activity that keeps the session from idling out.
+func (au *auth) session(c *gin.Context, touch bool) (session, bool) {
+	id, err := c.Cookie(sessionCookie)
+	if err != nil || id == "" {
+		return session{}, false
+	}
+	return au.sessions.get(id, touch)
+}
+
+// Errors of the CSRF checks, worded for the page that shows them.
+var (
+	errCrossOrigin = errors.New("this request came from another site and was refused")
+	errCSRF        = errors.New("the form's security token is missing or out of date: reload the page and try again")
+)
+
+// checkCSRF refuses a browser's change unless it comes from this origin
+// (Sec-Fetch-Site / Origin, net/http's CrossOriginProtection) and carries
+// the session's CSRF token.
+func (au *auth) checkCSRF(r *http.Request, sess session, token string) error {
+	if err := au.cop.Check(r); err != nil {
+		return errCrossOrigin
+	}
+	if token == "" || subtle.ConstantTimeCompare([]byte(token), []byte(sess.csrf)) != 1 {
+		return errCSRF
+	}
+	return nil
+}
+
+// secure reports whether cookies for this request get the Secure flag:
+// when it came over TLS, or when the config says a TLS proxy fronts sand.
+// A plain-HTTP lab keeps working: a Secure cookie would never come back.
+func (au *auth) secure(r *http.Request) bool { return r.TLS != nil || au.secureCookies }
+
+// setCookie sets an HttpOnly, SameSite=Strict cookie; maxAge < 0 deletes
+// it, 0 makes it last until the browser closes.
+func (au *auth) setCookie(c *gin.Context, name, value, path string, maxAge int) {
+	http.SetCookie(c.Writer, &http.Cookie{
+		Name: name, Value: value, Path: path, MaxAge: maxAge,
+		HttpOnly: true, Secure: au.secure(c.Request), SameSite: http.SameSiteStrictMode,
+	})
+}
+
+// login checks a login attempt from addr: rate limit first, then the
+// password. It returns the new session, or an error to show.
+func (au *auth) login(addr, user, password string) (*session, error) {
+	if au.account == nil {
+		return nil, errors.New("no admin password is set on this box: set admin_password_file (a first password) or admin_password_hash (bcrypt) in /etc/sand/sand.yaml and restart sand")
+	}
+	if ok, wait := au.limiter.allow(addr); !ok {
+		return nil, &rateLimitError{wait: wait}
+	}
+	if !au.account.Check(user, password) {
+		au.limiter.failed(addr)
+		au.log.Warn("failed login", "user", user, "from", addr)
+		return nil, errors.New("wrong user name or password")
+	}
+	au.limiter.succeeded(addr)
+	au.log.Info("login", "user", user, "from", addr)
+	return au.sessions.create(user), nil
+}
+
+// rateLimitError refuses a login while the limits hold.
+type rateLimitError struct{ wait time.Duration }
+
+func (e *rateLimitError) Error() string {
+	secs := int(e.wait.Round(time.Second) / time.Second)
+	return fmt.Sprintf("too many failed logins: wait %d seconds and try again", max(secs, 1))
+}
+
+func subtleEqual(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1 }
