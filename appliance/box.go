@@ -206,7 +206,7 @@ func (b *Box) CreateLUN(ctx context.Context, req LUNRequest) (LUN, error) {
 		return LUN{}, fmt.Errorf("create LUN %s: %w", lun.Name, err)
 	}
 	b.log.Info("LUN created", "lun", lun.Name, "size", lun.Size, "target", lun.Target, "number", lun.Number, "group", lun.Group)
-	b.record(EventLUNCreated, "LUN %s created: %s, target %s, LUN %d, initiator group %q", lun.Name, FormatSize(lun.Size), lun.Target, lun.Number, lun.Group)
+	b.record(EventLUNCreated, "LUN %s created: %s, target %s LUN %d, %s", lun.Name, FormatSize(lun.Size), lun.Target, lun.Number, groupPhrase(lun.Group))
 	return lun, nil
 }
 
@@ -348,7 +348,7 @@ func (b *Box) UpdateLUN(ctx context.Context, name string, u LUNUpdate) (LUN, err
 		return LUN{}, fmt.Errorf("update LUN %s: %w", name, err)
 	}
 	b.log.Info("LUN updated", "lun", name, "size", updated.Size, "group", updated.Group)
-	b.record(EventLUNUpdated, "LUN %s updated: %s, initiator group %q", name, FormatSize(updated.Size), updated.Group)
+	b.record(EventLUNUpdated, "LUN %s updated: %s, %s", name, FormatSize(updated.Size), groupPhrase(updated.Group))
 	return updated, nil
 }
 

@@ -102,3 +102,11 @@ func onOff(b bool) string {
 	}
 	return "off"
 }
+
+// groupPhrase names a LUN's initiator group in an event message.
+func groupPhrase(g string) string {
+	if g == "" {
+		return "no initiator group"
+	}
+	return "initiator group " + g
+}

@@ -89,7 +89,7 @@ func TestBoxRecordsChanges(t *testing.T) {
 	if diff := cmp.Diff(want, kinds); diff != "" {
 		t.Errorf("event kinds, newest first (-want +got):\n%s", diff)
 	}
-	if msg := tb.Events().List()[2].Message; msg != `LUN vm01 updated: 2M, initiator group "xen"` {
+	if msg := tb.Events().List()[2].Message; msg != `LUN vm01 updated: 2M, initiator group xen` {
 		t.Errorf("update message %q", msg)
 	}
 }

@@ -156,7 +156,7 @@ func ParseProcDRBD(data []byte) (Proc, error) {
 			if m := progressRE.FindStringSubmatch(trimmed); m != nil {
 				whole, err1 := atoiSmall(m[1])
 				tenth, err2 := atoiSmall(m[2])
-				if err1 != nil || err2 != nil || whole > 100 {
+				if err1 != nil || err2 != nil || whole > 100 || whole == 100 && tenth > 0 {
 					return fail("bad sync percentage in %q", trimmed)
 				}
 				cur.SyncPercent = float64(whole) + float64(tenth)/10

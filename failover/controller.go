@@ -55,6 +55,8 @@ type Controller struct {
 	last     Decision
 	lastIn   Input
 	failures int
+	// promotions counts the promotions since sand started.
+	promotions uint64
 	// advertised are the tags last published, so unchanged tags are not
 	// gossiped again every tick.
 	advertised *Tags
@@ -114,6 +116,20 @@ func witnessMember(w Witness) string {
 	return w.Member.String()
 }
 
+// Promotions counts the times this box became primary since sand started.
+func (c *Controller) Promotions() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.promotions
+}
+
+// Intent is the admin's current wish for this box.
+func (c *Controller) Intent() Intent {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.intent
+}
+
 // Primary reports whether this box runs the resource group now.
 func (c *Controller) Primary() bool {
 	c.mu.Lock()
@@ -137,7 +153,13 @@ func (c *Controller) Run(ctx context.Context) error {
 			return c.shutdown()
 		case <-t.C:
 		case e, ok := <-c.Members.Events():
-			if ok && e.Member.Name != c.Name {
+			switch {
+			case !ok:
+			case e.Kind == EventIntent:
+				if e.Member.Name == c.Name {
+					c.SetIntent(e.Intent)
+				}
+			case e.Member.Name != c.Name:
 				c.Record(EventMembership, "%s: %s is %s", e.Kind, e.Member.Name, e.Member.Status)
 			}
 		}
@@ -198,6 +220,9 @@ func (c *Controller) step(ctx context.Context) {
 			c.failures++
 		} else {
 			c.setPrimary(true)
+			c.mu.Lock()
+			c.promotions++
+			c.mu.Unlock()
 			c.Record(EventPromoted, "%s is primary (%s)", c.Name, timingText(timings))
 		}
 	case Demote:

@@ -173,8 +173,51 @@ type Member struct {
 // and to wake the decision loop.
 type Event struct {
 	Time   time.Time
-	Kind   string // serf's event name: member-join, member-failed, member-update, ...
+	Kind   string // serf's event name: member-join, member-failed, member-update, ...; or EventIntent
 	Member Member
+	// Intent is set for EventIntent: the admin's wish for the box named
+	// in Member.Name.
+	Intent Intent
+}
+
+// EventIntent is an admin intent (standby, resume) sent to a box through
+// the cluster, so an admin can act on either box from whichever box's API
+// or UI they use.
+const EventIntent = "intent"
+
+// intentEvent is the serf user event that carries an intent.
+const intentEvent = "sand-intent"
+
+// SendIntent asks the named box to adopt intent. Serf delivers user events
+// to every member, this one included.
+func (m *Membership) SendIntent(box string, intent Intent) error {
+	m.mu.Lock()
+	s := m.serf
+	m.mu.Unlock()
+	if s == nil {
+		return fmt.Errorf("send intent %s to %s: membership not started", intent, box)
+	}
+	if err := s.UserEvent(intentEvent, []byte(box+"="+intent.String()), false); err != nil {
+		return fmt.Errorf("send intent %s to %s: %w", intent, box, err)
+	}
+	return nil
+}
+
+func (m *Membership) userEvent(ue serf.UserEvent) {
+	if ue.Name != intentEvent {
+		return
+	}
+	box, value, ok := strings.Cut(string(ue.Payload), "=")
+	intent, err := ParseIntent(value)
+	if !ok || err != nil {
+		m.log.Warn("ignoring a malformed intent event", "payload", string(ue.Payload))
+		return
+	}
+	select {
+	case m.events <- Event{Time: m.now(), Kind: EventIntent, Member: Member{Name: box}, Intent: intent}:
+	default:
+		m.log.Warn("intent event dropped: reader too slow", "box", box)
+	}
 }
 
 // Membership is this box's serf agent.
@@ -364,6 +407,10 @@ func (m *Membership) run() {
 		case <-m.stopped:
 			return
 		case ev := <-m.serfCh:
+			if ue, ok := ev.(serf.UserEvent); ok {
+				m.userEvent(ue)
+				continue
+			}
 			me, ok := ev.(serf.MemberEvent)
 			if !ok {
 				continue

@@ -11,13 +11,17 @@ import (
 
 	"github.com/sand-appliance/sand/appliance"
 	"github.com/sand-appliance/sand/appliance/command"
+	"github.com/sand-appliance/sand/drbd"
 	"github.com/sand-appliance/sand/failover"
+	"github.com/sand-appliance/sand/ui"
 )
 
 // pair is the running failover machinery of a box of a pair.
 type pair struct {
+	cfg     appliance.Config
 	ctrl    *failover.Controller
 	members *failover.Membership
+	vip     failover.VIP
 	done    chan error
 }
 
@@ -93,7 +97,7 @@ func startPair(ctx context.Context, cfg appliance.Config, box *appliance.Box, lo
 		return nil, err
 	}
 	go joinUntilDone(ctx, members, p.Join, log)
-	pr := &pair{ctrl: ctrl, members: members, done: make(chan error, 1)}
+	pr := &pair{cfg: cfg, ctrl: ctrl, members: members, vip: vip, done: make(chan error, 1)}
 	go func() { pr.done <- ctrl.Run(ctx) }()
 	return pr, nil
 }
@@ -139,4 +143,88 @@ func allowNonlocalBind(v6 bool) error {
 		return fmt.Errorf("allow the target to bind the VIP: %w", err)
 	}
 	return nil
+}
+
+// State is the pair as the UI and the API show it.
+func (p *pair) State(ctx context.Context) ui.PairState {
+	st := p.ctrl.Status()
+	peer, witness := p.members.View(p.cfg.Pair.Peer, p.cfg.Pair.Witness)
+	self := ui.PairBox{Name: p.cfg.Name, Address: p.cfg.Pair.SerfBind, Local: true, Role: ui.RoleSecondary}
+	if p.ctrl.Primary() {
+		self.Role = ui.RolePrimary
+	}
+	if p.ctrl.Intent() == failover.IntentStandby {
+		self.Role = ui.RoleStandby
+	}
+	self.Detail = st.Reason
+	other := ui.PairBox{Name: peer.Name, Role: ui.RoleSecondary}
+	switch {
+	case peer.Member == failover.MemberUnknown:
+		other.Role, other.Detail = ui.RoleDown, "never seen"
+	case peer.Member == failover.MemberFailed || peer.Member == failover.MemberLeft:
+		other.Role, other.Detail = ui.RoleDown, fmt.Sprintf("%s %s ago", peer.Member, time.Since(peer.Since).Round(time.Second))
+	case peer.Intent == failover.IntentStandby:
+		other.Role = ui.RoleStandby
+	case peer.Role == drbd.RolePrimary:
+		other.Role = ui.RolePrimary
+	}
+	vip, _ := p.cfg.Pair.VIPPrefix()
+	s := ui.PairState{
+		Boxes: []ui.PairBox{self, other},
+		VIP:   &ui.VIPState{Address: vip.Addr().String()},
+		// Shared-disk pairs have no replication link to show.
+		Failovers: p.ctrl.Promotions(),
+	}
+	if held, err := p.vip.Held(); err == nil && held {
+		s.VIP.Holder = p.cfg.Name
+	} else if other.Role == ui.RolePrimary {
+		s.VIP.Holder = other.Name
+	}
+	if witness.Configured {
+		s.Witness = &ui.WitnessState{Name: witness.Name, Reachable: witness.Member == failover.MemberAlive}
+	}
+	if self.Role != ui.RolePrimary {
+		s.WhyNoSwitchover = "switchover runs on the primary: open the UI or API on the VIP"
+	} else if other.Role != ui.RoleSecondary {
+		s.WhyNoSwitchover = fmt.Sprintf("the peer %s is %s: it cannot take over now", other.Name, other.Role)
+	}
+	if self.Role == ui.RoleStandby && other.Role == ui.RoleStandby {
+		s.WhyNoStandby = "both boxes are in standby"
+	}
+	if self.Role != ui.RoleStandby && other.Role != ui.RoleStandby {
+		s.WhyNoResume = "no box is in standby"
+	}
+	return s
+}
+
+// Switchover hands the primary role to the peer: this box demotes once the
+// peer is ready, the peer promotes once it sees this box secondary.
+func (p *pair) Switchover(ctx context.Context) error {
+	if why := p.State(ctx).WhyNoSwitchover; why != "" {
+		return fmt.Errorf("%w: %s", appliance.ErrInvalid, why)
+	}
+	p.ctrl.SetIntent(failover.IntentSwitchover)
+	return nil
+}
+
+// Standby takes a box (this one or the peer) out of service for maintenance.
+func (p *pair) Standby(ctx context.Context, box string) error {
+	return p.sendIntent(box, failover.IntentStandby)
+}
+
+// Resume puts a box in standby back into the pair as secondary.
+func (p *pair) Resume(ctx context.Context, box string) error {
+	return p.sendIntent(box, failover.IntentNone)
+}
+
+func (p *pair) sendIntent(box string, intent failover.Intent) error {
+	switch box {
+	case p.cfg.Name:
+		// Applied here at once; the event reaches the peer's view too.
+		p.ctrl.SetIntent(intent)
+		return nil
+	case p.cfg.Pair.Peer:
+		return p.members.SendIntent(box, intent)
+	}
+	return fmt.Errorf("%w: %q is neither this box (%s) nor its peer (%s)", appliance.ErrNotFound, box, p.cfg.Name, p.cfg.Pair.Peer)
 }

@@ -41,6 +41,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.PersistentFlags().StringVar(&e.configFile, "config", defaultConfigFile, "node configuration file")
 	root.PersistentFlags().StringVar(&e.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	root.AddCommand(serveCmd(e), lunCmd(e), groupCmd(e), statusCmd(e), targetCmd(e), importCmd(e), witnessCmd(e))
+	root.AddCommand(pairCmds(e)...)
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(stderr, "sand:", err)
 		return 1

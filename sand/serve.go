@@ -96,9 +96,13 @@ func serve(ctx context.Context, cfg appliance.Config, log *slog.Logger) error {
 	}
 	st := box.Status(ctx)
 	box.Events().Add(appliance.Event{Kind: appliance.EventStarted, Message: fmt.Sprintf("sand started on %s: %d LUNs, registry generation %d", st.Name, st.LUNs, st.Generation)})
-	handler, err := ui.New(box, ui.Options{
+	opts := ui.Options{
 		Token: token, Logger: log, Admin: admin, SecureCookies: cfg.SecureCookies, Volumes: p.List,
-	})
+	}
+	if pr != nil {
+		opts.Pair = pr
+	}
+	handler, err := ui.New(box, opts)
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sand-appliance/sand/appliance"
+	"github.com/sand-appliance/sand/ui"
 )
 
 func statusCmd(e *env) *cobra.Command {
@@ -25,7 +26,15 @@ func statusCmd(e *env) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("read status: %w", err)
 			}
-			return e.print(f, s, func(w *tabwriter.Writer) {
+			p, err := c.Pair(cmd.Context())
+			if err != nil {
+				return fmt.Errorf("read pair state: %w", err)
+			}
+			out := struct {
+				Box  appliance.Status `json:"box"`
+				Pair ui.PairView      `json:"pair"`
+			}{s, p}
+			return e.print(f, out, func(w *tabwriter.Writer) {
 				fmt.Fprintf(w, "box:\t%s (%s)\n", s.Name, s.Role)
 				fmt.Fprintf(w, "portal:\t%s\n", s.Portal)
 				fmt.Fprintf(w, "target driver:\t%s\n", s.Driver)
@@ -37,6 +46,7 @@ func statusCmd(e *env) *cobra.Command {
 				for _, p := range s.Problems {
 					fmt.Fprintf(w, "problem:\t%s\n", p)
 				}
+				showPair(w, p)
 			})
 		},
 	}

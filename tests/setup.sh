@@ -6,7 +6,7 @@ set -euo pipefail
 GO_VERSION=1.26.8
 PACKAGES=(
   # netns tier: iSCSI target and initiators, namespaces
-  tgt libiscsi-bin qemu-utils qemu-block-extra iproute2 kmod
+  tgt libiscsi-bin qemu-utils qemu-block-extra iproute2 kmod nftables
   # pools and the appliance image / VM lab
   lvm2 thin-provisioning-tools qemu-system-x86 debootstrap cpio zstd
   # browser tests of the web UI

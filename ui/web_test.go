@@ -771,6 +771,9 @@ func TestHomeShowsAStandaloneBoxAsSuch(t *testing.T) {
 	if n := regexp.MustCompile(`<button type="submit" disabled`).FindAllString(body, -1); len(n) != 3 {
 		t.Errorf("%d disabled pair actions, want 3", len(n))
 	}
+	if n := strings.Count(body, "This box is standalone: switchover"); n != 1 {
+		t.Errorf("the standalone reason shows %d times, want once", n)
+	}
 	// A pair action on a standalone box is refused with the reason.
 	rec := f.session("POST", "/ui/pair/switchover", url.Values{})
 	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "This box is standalone") {

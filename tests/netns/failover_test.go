@@ -184,14 +184,24 @@ func TestFailoverIsolatedPrimary(t *testing.T) {
 	fault := time.Now()
 	dropBetween(t, old.Host, next.Host.IP, "")
 	dropBetween(t, old.Host, r.pair.Witness.IP, "")
-	took := r.readThroughVIP(fault)
-	t.Logf("FAILOVER isolation of %s (client still reaches it): first good read through the VIP %v after the cut", old.Host.Name, took.Round(time.Millisecond))
-	netlab.WaitFor(t, 10*time.Second, "the isolated primary to stop serving", func() error {
+	// The client still reaches the old primary, so a read alone proves
+	// nothing: wait until the old primary stopped and the peer took over.
+	netlab.WaitFor(t, 15*time.Second, "the isolated primary to stop serving", func() error {
 		if r.pair.HoldsVIP(old) || old.Serving() {
 			return fmt.Errorf("%s still holds the VIP or serves", old.Host.Name)
 		}
 		return nil
 	})
+	stopped := time.Since(fault)
+	netlab.WaitFor(t, 15*time.Second, "the peer to take over", func() error {
+		if !r.pair.HoldsVIP(next) || !next.Serving() {
+			return fmt.Errorf("%s does not serve yet", next.Host.Name)
+		}
+		return nil
+	})
+	took := r.readThroughVIP(fault)
+	t.Logf("FAILOVER isolation of %s (client still reaches it): it stopped serving %v after the cut; first good read through %s %v after the cut",
+		old.Host.Name, stopped.Round(time.Millisecond), next.Host.Name, took.Round(time.Millisecond))
 	if p, _ := r.primary(); p != next {
 		t.Fatalf("primary after the isolation is %s", p.Host.Name)
 	}
@@ -219,4 +229,66 @@ func dropBetween(t *testing.T, h *netlab.Host, ip, port string) {
 		}
 		h.MustRun(ctx, "nft", append(rule, "drop")...)
 	}
+}
+
+// A planned switchover moves the role with one short interruption and
+// records both halves in the events log.
+func TestSwitchover(t *testing.T) {
+	r := newPairRig(t)
+	old, next := r.primary()
+	api := "http://" + vip + ":7480"
+	start := time.Now()
+	if _, err := old.CLI(r.client, "switchover", "--api", api); err != nil {
+		t.Fatal(err)
+	}
+	netlab.WaitFor(t, 15*time.Second, "the peer to take over", func() error {
+		if p, _, err := r.pair.Primary(); err != nil || p != next {
+			return fmt.Errorf("primary %v, %v", p, err)
+		}
+		return nil
+	})
+	took := r.readThroughVIP(start)
+	t.Logf("SWITCHOVER %s -> %s: first good read through the VIP %v after the request", old.Host.Name, next.Host.Name, took.Round(time.Millisecond))
+	events := old.MustCLI(r.client, "events", "--api", "http://"+old.Host.IP+":7480")
+	for _, want := range []string{"admin intent switchover", "failover-demoted", "switchover done"} {
+		if !strings.Contains(events, want) {
+			t.Errorf("events of %s lack %q:\n%s", old.Host.Name, want, events)
+		}
+	}
+	// The switchover is finished: the old primary stays secondary.
+	time.Sleep(2 * time.Second)
+	if p, _ := r.primary(); p != next {
+		t.Fatalf("after the switchover %s took the role back", old.Host.Name)
+	}
+}
+
+// A secondary in standby never promotes, even when the primary dies; resume
+// lets it take over.
+func TestStandbyBlocksPromotion(t *testing.T) {
+	r := newPairRig(t)
+	old, next := r.primary()
+	api := "http://" + vip + ":7480"
+	if _, err := old.CLI(r.client, "standby", next.Host.Name, "--api", api); err != nil {
+		t.Fatal(err)
+	}
+	netlab.WaitFor(t, 5*time.Second, "the standby to show", func() error {
+		out, err := next.CLI(r.client, "status", "--api", "http://"+next.Host.IP+":7480")
+		if err != nil || !strings.Contains(out, "standby") {
+			return fmt.Errorf("status of %s: %s %v", next.Host.Name, out, err)
+		}
+		return nil
+	})
+	if err := old.Proc.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(4 * time.Second) // detection + settle + margin: nothing may move
+	if r.pair.HoldsVIP(next) || next.Serving() {
+		t.Fatalf("%s in standby took over", next.Host.Name)
+	}
+	fault := time.Now()
+	if _, err := next.CLI(r.client, "resume", next.Host.Name, "--api", "http://"+next.Host.IP+":7480"); err != nil {
+		t.Fatal(err)
+	}
+	took := r.readThroughVIP(fault)
+	t.Logf("STANDBY: %s stayed out while %s was dead; after resume the first good read came %v later", next.Host.Name, old.Host.Name, took.Round(time.Millisecond))
 }

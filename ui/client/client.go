@@ -164,3 +164,26 @@ func (c *Client) Import(ctx context.Context, conf []byte, group string, dryRun b
 	var l []ui.LUNView
 	return l, c.do(ctx, http.MethodPost, "/api/v1/import?"+q.Encode(), bytes.NewReader(conf), "text/plain", &l)
 }
+
+// Pair reads the pair's state (or says the box is standalone).
+func (c *Client) Pair(ctx context.Context) (ui.PairView, error) {
+	var p ui.PairView
+	return p, c.doJSON(ctx, http.MethodGet, "/api/v1/pair", nil, &p)
+}
+
+// Events lists what happened, newest first.
+func (c *Client) Events(ctx context.Context) ([]appliance.Event, error) {
+	var e []appliance.Event
+	return e, c.doJSON(ctx, http.MethodGet, "/api/v1/events", nil, &e)
+}
+
+// PairAction runs switchover, standby or resume (box names the box for the
+// latter two).
+func (c *Client) PairAction(ctx context.Context, action, box string) (ui.PairView, error) {
+	var p ui.PairView
+	var body any
+	if action != "switchover" {
+		body = ui.PairActionRequest{Box: box}
+	}
+	return p, c.doJSON(ctx, http.MethodPost, "/api/v1/pair/"+url.PathEscape(action), body, &p)
+}
