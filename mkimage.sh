@@ -2,7 +2,7 @@
 # mkimage.sh: build the sand appliance from Debian packages and the sand
 # binary.
 #
-#   sudo ./mkimage.sh [--out DIR] [--cache DIR] [--sand BINARY] [--no-disk]
+#   sudo ./mkimage.sh [--out DIR] [--cache DIR] [--sand BINARY] [--no-disk] [--refresh]
 #
 # Output (default out/image/):
 #   vmlinuz       Debian 12's kernel (in-tree DRBD 8.4, LIO, device-mapper,
@@ -17,11 +17,15 @@
 #                 partition SANDCFG that keeps /etc/sand (node.conf,
 #                 sand.yaml, api-token) across reboots
 #   manifest.txt  what went in: kernel, packages, sand version, sizes
+#   sand.sha256   the sha256 of the sand binary inside
 # What goes in is in image/: packages, modules, strip, rootfs/ (units and
 # scripts), sand.yaml (template of /etc/sand/sand.yaml), node.conf.example.
 #
-# Downloaded packages are kept in the cache (default out/cache/) so a
-# rebuild only fetches the package indices. Needs root (mmdebstrap in root
+# Downloaded packages, the kernel and the installed base tree are kept in
+# the cache (default out/cache/): a rebuild with the same image/packages
+# reuses the base tree and takes seconds; --refresh installs the packages
+# afresh (new security updates) from the cached .debs plus what is new.
+# Needs root (mmdebstrap in root
 # mode, chroot); installs its own prerequisites with apt-get.
 #
 # --sand takes a sand binary built elsewhere instead of running go build.
@@ -34,6 +38,7 @@ REPO=$(cd "$(dirname "$0")" && pwd)
 OUT=$REPO/out/image
 CACHE=$REPO/out/cache
 DISK=1
+REFRESH=0
 SAND_BIN=
 SUITE=${SUITE:-bookworm}
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
@@ -46,6 +51,7 @@ while [ $# -gt 0 ]; do
 	--cache) CACHE=$(realpath -m "$2"); shift 2 ;;
 	--sand) SAND_BIN=$(realpath "$2"); shift 2 ;;
 	--no-disk) DISK=0; shift ;;
+	--refresh) REFRESH=1; shift ;;
 	-h | --help) usage; exit 0 ;;
 	*) echo "mkimage.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
 	esac
@@ -126,22 +132,40 @@ rm -rf "$BOOTX"
 dpkg-deb -x "$(ls "$DEBS"/systemd-boot-efi_*.deb | tail -n1)" "$BOOTX"
 
 # --- the root file system ----------------------------------------------------
+# The packages installed by mmdebstrap are kept as a base tree in the cache,
+# keyed by the package list and the options: a rebuild with the same list
+# only copies it (--refresh fetches a fresh one, e.g. for security updates).
+# The downloaded .debs are kept too, so a changed list downloads only what
+# is new.
 PKGS=$(sed 's/#.*//' "$REPO/image/packages" | xargs | tr ' ' ,)
-step "mmdebstrap $SUITE: $PKGS"
+MM_OPTS=(--mode=root --variant=essential --include="$PKGS" --skip=essential/unlink
+	--dpkgopt='path-exclude=/usr/share/man/*'
+	--dpkgopt='path-exclude=/usr/share/info/*'
+	--dpkgopt='path-exclude=/usr/share/locale/*'
+	--dpkgopt='path-exclude=/usr/share/doc/*'
+	--dpkgopt='path-include=/usr/share/doc/*/copyright')
+KEY=$(printf '%s\n' "${MM_OPTS[@]}" "$SUITE" "$MIRROR" | sha256sum | cut -c1-16)
+BASE=$CACHE/base-$SUITE-$KEY
+if [ $REFRESH = 1 ] || [ ! -f "$BASE.done" ]; then
+	step "mmdebstrap $SUITE: $PKGS"
+	rm -rf "$BASE" "$BASE.done"
+	mmdebstrap "${MM_OPTS[@]}" \
+		--setup-hook='mkdir -p "$1"/var/cache/apt/archives' \
+		--setup-hook="sync-in $DEBS /var/cache/apt/archives/" \
+		--customize-hook="sync-out /var/cache/apt/archives $DEBS" \
+		"$SUITE" "$BASE" "$MIRROR" >"$BUILD/mmdebstrap.log" 2>&1 ||
+		{ tail -n 30 "$BUILD/mmdebstrap.log" >&2; die "mmdebstrap failed (log: $BUILD/mmdebstrap.log)"; }
+	rm -rf "$DEBS"/lock "$DEBS"/partial
+	# older bases are of other package lists
+	for old in "$CACHE"/base-*.done; do
+		[ "$old" = "$BASE.done" ] || [ ! -e "$old" ] || rm -rf "${old%.done}" "$old"
+	done
+	date -u +%Y-%m-%dT%H:%M:%SZ >"$BASE.done"
+else
+	step "base tree from the cache ($(cat "$BASE.done"), --refresh for a fresh one)"
+fi
 rm -rf "$R"
-mmdebstrap --mode=root --variant=essential --include="$PKGS" \
-	--skip=essential/unlink \
-	--dpkgopt='path-exclude=/usr/share/man/*' \
-	--dpkgopt='path-exclude=/usr/share/info/*' \
-	--dpkgopt='path-exclude=/usr/share/locale/*' \
-	--dpkgopt='path-exclude=/usr/share/doc/*' \
-	--dpkgopt='path-include=/usr/share/doc/*/copyright' \
-	--setup-hook='mkdir -p "$1"/var/cache/apt/archives' \
-	--setup-hook="sync-in $DEBS /var/cache/apt/archives/" \
-	--customize-hook="sync-out /var/cache/apt/archives $DEBS" \
-	"$SUITE" "$R" "$MIRROR" >"$BUILD/mmdebstrap.log" 2>&1 ||
-	{ tail -n 30 "$BUILD/mmdebstrap.log" >&2; die "mmdebstrap failed (log: $BUILD/mmdebstrap.log)"; }
-rm -f "$DEBS"/lock "$DEBS"/partial 2>/dev/null || true
+cp -a "$BASE" "$R"
 PKG_LIST=$(chroot "$R" dpkg-query -W -f '${Package} ${Version}\n')
 
 step "kernel modules"
@@ -212,6 +236,8 @@ step "initramfs (zstd -$ZSTD_LEVEL)"
 (cd "$R" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet | zstd -q -T0 -"$ZSTD_LEVEL") >"$OUT/initrd.img.tmp"
 mv "$OUT/initrd.img.tmp" "$OUT/initrd.img"
 cp "$KX/boot/vmlinuz-$KVER" "$OUT/vmlinuz"
+# which sand is inside: the lab rebuilds the image when its sand differs
+sha256sum "$BUILD/sand" | cut -d' ' -f1 >"$OUT/sand.sha256"
 
 # --- the disk image for real hardware ----------------------------------------
 if [ $DISK = 1 ]; then

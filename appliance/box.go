@@ -440,7 +440,7 @@ func (b *Box) CreateGroup(ctx context.Context, g InitiatorGroup) (InitiatorGroup
 		return InitiatorGroup{}, fmt.Errorf("create initiator group %s: %w", g.Name, err)
 	}
 	b.log.Info("initiator group created", "group", g.Name, "initiators", len(g.Initiators))
-	b.record(EventGroupCreated, "initiator group %s created with %d initiators", g.Name, len(g.Initiators))
+	b.record(EventGroupCreated, "initiator group %s created; initiators: %d", g.Name, len(g.Initiators))
 	return g, nil
 }
 
@@ -498,7 +498,7 @@ func (b *Box) UpdateGroup(ctx context.Context, name string, u GroupUpdate) (Init
 		return InitiatorGroup{}, fmt.Errorf("update initiator group %s: %w", name, err)
 	}
 	b.log.Info("initiator group updated", "group", name, "initiators", len(updated.Initiators))
-	b.record(EventGroupUpdated, "initiator group %s updated: %d initiators, CHAP %s", name, len(updated.Initiators), onOff(updated.CHAP != nil))
+	b.record(EventGroupUpdated, "initiator group %s updated; initiators: %d, CHAP %s", name, len(updated.Initiators), onOff(updated.CHAP != nil))
 	return updated, nil
 }
 

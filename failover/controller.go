@@ -197,7 +197,9 @@ func (c *Controller) step(ctx context.Context) {
 		return
 	}
 	local.Name = c.Name
-	local.Generation = c.Generation()
+	// Storage may know a newer generation than the box can read (a DRBD
+	// secondary cannot mount the metadata volume but holds its data).
+	local.Generation = max(local.Generation, c.Generation())
 	c.mu.Lock()
 	intent := c.intent
 	c.mu.Unlock()

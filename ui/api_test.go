@@ -26,7 +26,7 @@ const token = "test-token"
 // are about the HTTP layer.
 type nullDriver struct{ applies int }
 
-func (d *nullDriver) Apply(context.Context, iscsi.TargetGroup) error     { d.applies++; return nil }
+func (d *nullDriver) Apply(context.Context, iscsi.TargetGroup) error    { d.applies++; return nil }
 func (d *nullDriver) Sessions(context.Context) ([]iscsi.Session, error) { return nil, nil }
 func (d *nullDriver) Stop(context.Context) error                        { return nil }
 func (d *nullDriver) FirstLUN() int                                     { return 0 }

@@ -47,7 +47,8 @@ func statusOf(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, appliance.ErrNotFound):
 		return http.StatusNotFound
-	case errors.Is(err, appliance.ErrExists), errors.Is(err, appliance.ErrInUse), errors.Is(err, errStandalone):
+	case errors.Is(err, appliance.ErrExists), errors.Is(err, appliance.ErrInUse), errors.Is(err, errStandalone),
+		errors.Is(err, appliance.ErrNotServing):
 		return http.StatusConflict
 	case errors.Is(err, appliance.ErrNoSpace):
 		return http.StatusUnprocessableEntity
@@ -59,7 +60,7 @@ func statusOf(err error) int {
 
 // sentinels are the error kinds whose names ("invalid request: ") mean
 // something to a program but only clutter a sentence for a person.
-var sentinels = []error{appliance.ErrInvalid, appliance.ErrNotFound, appliance.ErrExists, appliance.ErrNoSpace, appliance.ErrInUse}
+var sentinels = []error{appliance.ErrInvalid, appliance.ErrNotFound, appliance.ErrExists, appliance.ErrNoSpace, appliance.ErrInUse, appliance.ErrNotServing}
 
 // humanError words an error for the web UI: the API's message without the
 // error kind in front, starting with a capital letter.

@@ -2,9 +2,11 @@ package ui
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"html/template"
 	"io/fs"
@@ -47,6 +49,8 @@ type web struct {
 	assets map[string]string
 	css    template.CSS
 	now    func() time.Time
+	// name is the box's name, for every page's title.
+	name string
 }
 
 func newWeb(a *api, au *auth, opts Options) (*web, error) {
@@ -54,7 +58,10 @@ func newWeb(a *api, au *auth, opts Options) (*web, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &web{api: a, auth: au, pages: map[string]*template.Template{}, static: static, assets: map[string]string{}, now: opts.Now}
+	w := &web{
+		api: a, auth: au, pages: map[string]*template.Template{}, static: static, assets: map[string]string{}, now: opts.Now,
+		name: a.box.Status(context.Background()).Name,
+	}
 	for _, name := range []string{"style.css", "app.js"} {
 		data, err := fs.ReadFile(static, name)
 		if err != nil {
@@ -239,7 +246,7 @@ func (p *page) Form(id string) *form {
 func (w *web) newPage(c *gin.Context, title, nav string, data any, forms ...*form) *page {
 	sess := sessionOf(c)
 	p := &page{
-		Title: title, Nav: nav, Box: w.box.Status(c.Request.Context()).Name, User: sess.user,
+		Title: title, Nav: nav, Box: w.name, User: sess.user,
 		CSRF: sess.csrf, Data: data, forms: map[string]*form{},
 	}
 	if sess.id != "" {
@@ -261,7 +268,7 @@ func (w *web) render(c *gin.Context, status int, name string, p *page) {
 func (w *web) renderTemplate(c *gin.Context, status int, name, entry string, p *page) {
 	p.Nonce = randomToken()
 	if p.Box == "" {
-		p.Box = w.box.Status(c.Request.Context()).Name
+		p.Box = w.name
 	}
 	var buf bytes.Buffer
 	if err := w.pages[name].ExecuteTemplate(&buf, entry, p); err != nil {
@@ -364,7 +371,7 @@ func (w *web) loginSubmit(c *gin.Context) {
 	if err != nil {
 		f.Error = sentence(err.Error())
 		status := http.StatusOK
-		if rl, ok := err.(*rateLimitError); ok {
+		if rl := (*rateLimitError)(nil); errors.As(err, &rl) {
 			status = http.StatusTooManyRequests
 			c.Header("Retry-After", fmt.Sprint(int(rl.wait.Seconds())+1))
 		}
@@ -994,14 +1001,25 @@ var eventLabels = map[string]string{
 	appliance.EventPeerLost:       "Peer lost",
 	appliance.EventPeerJoined:     "Peer joined",
 	appliance.EventSplitBrain:     "Split brain",
+	appliance.EventServing:        "Serving started",
+	appliance.EventStopped:        "Serving stopped",
+	// Kinds the failover layer records (failover.Event*), named here so ui
+	// does not depend on failover.
+	"failover-promoted":    "Promoted",
+	"failover-demoted":     "Demoted",
+	"failover-step-failed": "Failover step failed",
+	"decision":             "Failover decision",
+	"membership":           "Membership",
+	"intent":               "Admin request",
 }
 
 // eventSeverity picks the badge of an event: bad, warn or plain.
 func eventSeverity(kind string) string {
 	switch kind {
-	case appliance.EventSplitBrain, appliance.EventPeerLost:
+	case appliance.EventSplitBrain, appliance.EventPeerLost, "failover-step-failed":
 		return "bad"
-	case appliance.EventFailover, appliance.EventResyncStarted, appliance.EventLUNDeleted, appliance.EventGroupDeleted:
+	case appliance.EventFailover, appliance.EventResyncStarted, appliance.EventLUNDeleted, appliance.EventGroupDeleted,
+		appliance.EventStopped, "failover-promoted", "failover-demoted":
 		return "warn"
 	case appliance.EventResyncFinished, appliance.EventPeerJoined:
 		return "good"

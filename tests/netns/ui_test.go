@@ -139,9 +139,7 @@ func TestWebUI(t *testing.T) {
 	// Clipboard API is off: the copy button falls back and says so.
 	b.do(chromedp.Click(chromedp.CSS(`button[data-copy="attach-xen"]`)))
 	b.poll(`document.getElementById("copy-status").textContent !== ""`)
-	if st := b.text("#copy-status"); st == "" {
-		t.Error("the copy button said nothing")
-	}
+	t.Logf("copy button: %s", b.text("#copy-status"))
 	b.checkLabels()
 	b.shot(shots, "lun", 1280)
 	b.shot(shots, "lun", 800)
@@ -367,6 +365,19 @@ func startBrowser(t *testing.T, in *netlab.Host) *browser {
 			b.mu.Unlock()
 		}
 	}()
+	// The check can fail: an error logged on purpose is caught, then
+	// forgotten.
+	const probe = "sand-test-console-probe"
+	b.eval(`console.error("` + probe + `"); ""`)
+	netlab.WaitFor(t, 10*time.Second, "the console probe to be caught as an error", func() error {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		if len(b.errors) == 1 && strings.Contains(b.errors[0], probe) {
+			b.errors = nil
+			return nil
+		}
+		return fmt.Errorf("errors caught: %q", b.errors)
+	})
 	return b
 }
 

@@ -1,0 +1,448 @@
+package lab
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/sand-appliance/sand/ui/client"
+)
+
+// Box is one appliance VM of the lab.
+type Box struct {
+	lab  *Lab
+	idx  int
+	Name string
+
+	mu      sync.Mutex
+	cmd     *exec.Cmd     // the QEMU this process started, if any
+	exited  chan struct{} // closed when cmd has been reaped
+	started time.Time
+}
+
+func (b *Box) state() BoxState {
+	b.lab.mu.Lock()
+	defer b.lab.mu.Unlock()
+	return b.lab.Boxes[b.idx]
+}
+
+func (b *Box) setPID(pid int, start uint64) error {
+	b.lab.mu.Lock()
+	b.lab.Boxes[b.idx].PID = pid
+	b.lab.Boxes[b.idx].StartTime = start
+	b.lab.mu.Unlock()
+	return b.lab.save()
+}
+
+// FrontIP is the box's address on the front network.
+func (b *Box) FrontIP() string { return b.state().FrontIP }
+
+// ReplIP is the box's address on the replication network.
+func (b *Box) ReplIP() string { return b.state().ReplIP }
+
+// APIURL is the box's API base URL on the front network.
+func (b *Box) APIURL() string {
+	return "http://" + net.JoinHostPort(b.FrontIP(), strconv.Itoa(APIPort))
+}
+
+// PID of the box's QEMU, 0 when it is not running.
+func (b *Box) PID() int {
+	s := b.state()
+	if s.PID != 0 && ourQEMU(b.lab.Name, s) {
+		return s.PID
+	}
+	return 0
+}
+
+// API is a client of the box's API, connecting from the lab namespace.
+func (b *Box) API() *client.Client {
+	c := client.New(b.APIURL(), b.lab.Token)
+	c.HTTP = b.lab.Host().HTTPClient(30 * time.Second)
+	return c
+}
+
+// qemuName is what -name says, so Down can tell our QEMU from a process
+// that reused its PID.
+func qemuName(lab, box string) string { return lab + "-" + box }
+
+// Cmdline is the kernel command line the box boots with: its node
+// settings for sand-node-setup.
+func (b *Box) Cmdline() string {
+	s := b.state()
+	var peer BoxState
+	for _, o := range b.lab.Boxes {
+		if o.Name != s.Name {
+			peer = o
+			break
+		}
+	}
+	args := []string{
+		"console=ttyS0,115200", "panic=-1", "loglevel=4", "net.ifnames=0",
+		// the journal on the console log, for people reading a failed run
+		"systemd.journald.forward_to_console=1", "systemd.show_status=0",
+		"sand.name=" + s.Name,
+		"sand.addr=" + s.FrontIP + "/24", "sand.front_if=" + s.FrontMAC,
+		"sand.repl=" + s.ReplIP + "/24", "sand.repl_if=" + s.ReplMAC,
+		"sand.vip=" + VIP().String() + "/24",
+		"sand.disk=/dev/disk/by-id/virtio-sand-data",
+		"sand.token=" + b.lab.Token,
+	}
+	if peer.Name != "" {
+		args = append(args, "sand.peer="+peer.FrontIP, "sand.peer_repl="+peer.ReplIP)
+	}
+	return strings.Join(args, " ")
+}
+
+func (b *Box) qemuArgs() []string {
+	s := b.state()
+	return []string{
+		"netns", "exec", b.lab.NS, "qemu-system-x86_64",
+		"-name", qemuName(b.lab.Name, s.Name),
+		// KVM exists on these machines but hangs at "Booting from ROM".
+		"-accel", "tcg", "-cpu", "max", "-smp", "1", "-m", strconv.Itoa(b.lab.Memory),
+		"-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+		"-serial", "file:" + s.Console,
+		"-qmp", "unix:" + s.QMP + ",server=on,wait=off",
+		"-kernel", b.lab.Kernel, "-initrd", b.lab.Initrd, "-append", b.Cmdline(),
+		"-drive", "file=" + s.Disk + ",if=none,id=data,format=raw,cache=writeback,discard=unmap",
+		"-device", "virtio-blk-pci,drive=data,serial=sand-data",
+		"-netdev", "tap,id=front,ifname=" + s.FrontTap + ",script=no,downscript=no",
+		"-device", "virtio-net-pci,netdev=front,mac=" + s.FrontMAC,
+		"-netdev", "tap,id=repl,ifname=" + s.ReplTap + ",script=no,downscript=no",
+		"-device", "virtio-net-pci,netdev=repl,mac=" + s.ReplMAC,
+		"-device", "virtio-serial-pci",
+		"-chardev", "file,id=report,path=" + s.Report,
+		"-device", "virtserialport,chardev=report,name=org.sand-appliance.report",
+		"-device", "virtio-rng-pci",
+	}
+}
+
+// Start boots the box (again, after Kill) with its data disk as it is. QEMU
+// is a child of this process (no -daemonize), so this process reaps it.
+func (b *Box) Start(ctx context.Context) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if pid := b.PID(); pid != 0 {
+		return fmt.Errorf("start %s: its QEMU (pid %d) is running", b.Name, pid)
+	}
+	s := b.state()
+	for _, f := range []string{s.Console, s.Report, s.QMP} {
+		os.Remove(f)
+	}
+	logf, err := os.OpenFile(s.QEMULog, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("start %s: %w", b.Name, err)
+	}
+	cmd := exec.Command("ip", b.qemuArgs()...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// Not in our process group: a Ctrl-C at the terminal reaches sand lab
+	// up, which takes the lab down in order.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("start QEMU of %s: %w", b.Name, err)
+	}
+	logf.Close()
+	b.cmd = cmd
+	b.exited = make(chan struct{})
+	b.started = time.Now()
+	exited := b.exited
+	go func() {
+		cmd.Wait()
+		close(exited)
+	}()
+	// ip netns exec execs QEMU: the PID is QEMU's. Record it with its start
+	// time once the exec has happened.
+	var start uint64
+	for i := 0; i < 100; i++ {
+		if st, comm, err := procStat(cmd.Process.Pid); err == nil && comm != "ip" {
+			start = st
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := b.setPID(cmd.Process.Pid, start); err != nil {
+		return err
+	}
+	b.lab.log.Info("box booting", "box", b.Name, "pid", cmd.Process.Pid, "front", s.FrontIP, "repl", s.ReplIP)
+	return nil
+}
+
+// Exited reports whether the QEMU this process started has ended.
+func (b *Box) Exited() bool {
+	b.mu.Lock()
+	ch := b.exited
+	b.mu.Unlock()
+	if ch == nil {
+		return b.PID() == 0
+	}
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// Kill ends the box's QEMU with SIGKILL, as a power cut would, and waits
+// until it is gone.
+func (b *Box) Kill() error {
+	s := b.state()
+	if s.PID == 0 || !ourQEMU(b.lab.Name, s) {
+		return fmt.Errorf("kill %s: no QEMU of it is running", b.Name)
+	}
+	if err := syscall.Kill(s.PID, syscall.SIGKILL); err != nil {
+		return fmt.Errorf("kill QEMU of %s (pid %d): %w", b.Name, s.PID, err)
+	}
+	if err := b.waitGone(10 * time.Second); err != nil {
+		return err
+	}
+	b.lab.log.Info("box killed", "box", b.Name, "pid", s.PID)
+	return b.setPID(0, 0)
+}
+
+func (b *Box) waitGone(timeout time.Duration) error {
+	s := b.state()
+	b.mu.Lock()
+	ch := b.exited
+	b.mu.Unlock()
+	deadline := time.After(timeout)
+	if ch != nil {
+		select {
+		case <-ch:
+			return nil
+		case <-deadline:
+			return fmt.Errorf("QEMU of %s (pid %d) still running %v after SIGKILL", b.Name, s.PID, timeout)
+		}
+	}
+	// Not our child: poll. A zombie (no parent reaps it) is gone for us.
+	for {
+		if !ourQEMU(b.lab.Name, s) {
+			return nil
+		}
+		select {
+		case <-deadline:
+			return fmt.Errorf("QEMU of %s (pid %d) still running %v after SIGKILL", b.Name, s.PID, timeout)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// Pause stops the box's virtual CPUs (QMP stop): the box freezes with its
+// network links up, as a hung machine would.
+func (b *Box) Pause(ctx context.Context) error { return b.qmp(ctx, "stop") }
+
+// Resume lets a paused box run on (QMP cont).
+func (b *Box) Resume(ctx context.Context) error { return b.qmp(ctx, "cont") }
+
+// WaitReady waits until the box's API answers GET /healthz over the front
+// network and returns how long the box took from the start of its QEMU.
+// It fails early, with the end of the console log, if QEMU exits.
+func (b *Box) WaitReady(ctx context.Context, timeout time.Duration) (time.Duration, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	hc := b.lab.Host().HTTPClient(3 * time.Second)
+	url := b.APIURL() + "/healthz"
+	var last error
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := hc.Do(req)
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				b.mu.Lock()
+				took := time.Since(b.started)
+				b.mu.Unlock()
+				b.lab.log.Info("box ready", "box", b.Name, "api", b.APIURL(), "boot", took.Round(100*time.Millisecond))
+				return took, nil
+			}
+			err = fmt.Errorf("GET %s: %s", url, resp.Status)
+		}
+		last = err
+		if b.Exited() {
+			return 0, fmt.Errorf("box %s: QEMU exited while booting; console ends:\n%s", b.Name, b.ConsoleTail(40))
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("box %s: waited %v for its API at %s: %v; console ends:\n%s", b.Name, timeout, url, last, b.ConsoleTail(40))
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// ConsoleTail returns the last n lines of the box's console log.
+func (b *Box) ConsoleTail(n int) string {
+	data, err := os.ReadFile(b.state().Console)
+	if err != nil {
+		return "(no console log: " + err.Error() + ")"
+	}
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// ConsolePath is the file QEMU writes the box's serial console to.
+func (b *Box) ConsolePath() string { return b.state().Console }
+
+// Report is what the box's sand-report unit says once sand is up: the
+// kernel modules it loaded, the data disk, the pool.
+type Report struct {
+	Name            string            `json:"name"`
+	UptimeSeconds   float64           `json:"uptime_s"`
+	Kernel          string            `json:"kernel"`
+	Sand            string            `json:"sand"`
+	Modules         map[string]string `json:"modules"`
+	DRBDVersion     string            `json:"drbd_version"`
+	Disk            ReportDisk        `json:"disk"`
+	PoolDevice      string            `json:"pool_device"`
+	PoolSize        int64             `json:"pool_size"`
+	StateDirMounted bool              `json:"state_dir_mounted"`
+	Addresses       []string          `json:"addresses"`
+}
+
+// ReportDisk is the data disk as the box sees it.
+type ReportDisk struct {
+	Setting string `json:"setting"`
+	Device  string `json:"device"`
+	Size    int64  `json:"size"`
+}
+
+// Report waits for the box's report (written once per boot, out through a
+// virtio port into a file on the host).
+func (b *Box) Report(ctx context.Context) (Report, error) {
+	path := b.state().Report
+	for {
+		data, err := os.ReadFile(path)
+		if err == nil {
+			if line, _, ok := bytes.Cut(data, []byte("\n")); ok {
+				var r Report
+				if err := json.Unmarshal(line, &r); err != nil {
+					return r, fmt.Errorf("parse report of %s: %w: %q", b.Name, err, line)
+				}
+				return r, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return Report{}, fmt.Errorf("box %s wrote no report to %s: %w; console ends:\n%s", b.Name, path, ctx.Err(), b.ConsoleTail(30))
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// qmp runs one QMP command on the box's QEMU.
+func (b *Box) qmp(ctx context.Context, command string) error {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", b.state().QMP)
+	if err != nil {
+		return fmt.Errorf("QMP %s on %s: %w", command, b.Name, err)
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(dl)
+	} else {
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+	}
+	r := bufio.NewReader(conn)
+	if _, err := r.ReadBytes('\n'); err != nil { // greeting
+		return fmt.Errorf("QMP greeting of %s: %w", b.Name, err)
+	}
+	for _, c := range []string{"qmp_capabilities", command} {
+		if _, err := fmt.Fprintf(conn, "{\"execute\":%q}\n", c); err != nil {
+			return fmt.Errorf("QMP %s on %s: %w", c, b.Name, err)
+		}
+		for {
+			line, err := r.ReadBytes('\n')
+			if err != nil {
+				return fmt.Errorf("QMP %s on %s: %w", c, b.Name, err)
+			}
+			var m map[string]json.RawMessage
+			if json.Unmarshal(line, &m) != nil {
+				continue
+			}
+			if e, ok := m["error"]; ok {
+				return fmt.Errorf("QMP %s on %s: %s", c, b.Name, e)
+			}
+			if _, ok := m["return"]; ok {
+				break
+			}
+		}
+	}
+	b.lab.log.Info("QMP", "box", b.Name, "command", command)
+	return nil
+}
+
+// procStat returns field 22 (start time) and the command name of a
+// process.
+func procStat(pid int) (uint64, string, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, "", err
+	}
+	s := string(data)
+	open, closing := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+	if open < 0 || closing < open {
+		return 0, "", fmt.Errorf("parse /proc/%d/stat", pid)
+	}
+	comm := s[open+1 : closing]
+	fields := strings.Fields(s[closing+1:])
+	// fields[0] is field 3 (state); start time is field 22.
+	if len(fields) < 20 {
+		return 0, "", fmt.Errorf("parse /proc/%d/stat: %d fields", pid, len(fields))
+	}
+	if fields[0] == "Z" || fields[0] == "X" {
+		return 0, comm, errors.New("process has exited")
+	}
+	start, err := strconv.ParseUint(fields[19], 10, 64)
+	return start, comm, err
+}
+
+// ourQEMU reports whether the box's recorded PID is still its QEMU: alive,
+// started at the recorded time, with the lab's -name on its command line.
+func ourQEMU(lab string, s BoxState) bool {
+	if s.PID <= 0 {
+		return false
+	}
+	start, _, err := procStat(s.PID)
+	if err != nil || (s.StartTime != 0 && start != s.StartTime) {
+		return false
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", s.PID))
+	if err != nil {
+		return false
+	}
+	return bytes.Contains(cmdline, []byte("\x00"+qemuName(lab, s.Name)+"\x00"))
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}

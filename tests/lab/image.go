@@ -1,0 +1,100 @@
+package lab
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+// ensureImage returns the kernel and initramfs to boot, building them with
+// mkimage.sh as the policy says.
+func ensureImage(ctx context.Context, o Options) (kernel, initrd string, err error) {
+	kernel = filepath.Join(o.ImageDir, "vmlinuz")
+	initrd = filepath.Join(o.ImageDir, "initrd.img")
+	have := exists(kernel) && exists(initrd)
+	if have && o.Image == ImageKeep {
+		return kernel, initrd, nil
+	}
+	var bin string
+	if o.Image != ImageKeep {
+		// Build sand as mkimage.sh would; if it is the binary already in
+		// the image, the image is current.
+		bin = filepath.Join(o.Repo, "out", "build", "lab-sand")
+		sum, berr := buildSand(ctx, o.Repo, bin)
+		switch {
+		case berr != nil && have:
+			o.Logger.Warn("cannot build sand; booting the image as it is", "err", berr)
+			return kernel, initrd, nil
+		case berr != nil:
+			return "", "", berr
+		case have && o.Image == ImageAuto:
+			old, _ := os.ReadFile(filepath.Join(o.ImageDir, "sand.sha256"))
+			if strings.TrimSpace(string(old)) == sum {
+				o.Logger.Info("image is current", "dir", o.ImageDir)
+				return kernel, initrd, nil
+			}
+		}
+	}
+	o.Logger.Info("building the appliance image (mkimage.sh)", "out", o.ImageDir)
+	args := []string{"--out", o.ImageDir}
+	if bin != "" {
+		args = append(args, "--sand", bin)
+	}
+	cmd := exec.CommandContext(ctx, filepath.Join(o.Repo, "mkimage.sh"), args...)
+	cmd.Dir = o.Repo
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return "", "", fmt.Errorf("build the image: mkimage.sh: %w:\n%s", err, tail(out.String(), 30))
+	}
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		o.Logger.Info("mkimage: " + strings.TrimSpace(strings.TrimPrefix(line, "mkimage: ")))
+	}
+	return kernel, initrd, nil
+}
+
+// buildSand builds the sand binary the way mkimage.sh does and returns its
+// sha256.
+func buildSand(ctx context.Context, repo, bin string) (string, error) {
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		gobin = "/usr/local/go/bin/go"
+		if !exists(gobin) {
+			return "", fmt.Errorf("build sand: no go command")
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(bin), 0o755); err != nil {
+		return "", fmt.Errorf("build sand: %w", err)
+	}
+	cmd := exec.CommandContext(ctx, gobin, "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, "./sand")
+	cmd.Dir = repo
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build sand: %w: %s", err, bytes.TrimSpace(out))
+	}
+	data, err := os.ReadFile(bin)
+	if err != nil {
+		return "", fmt.Errorf("build sand: %w", err)
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:]), nil
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
