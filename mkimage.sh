@@ -272,7 +272,7 @@ EOF
 	mkdir -p "$CFGDIR"
 	sed 's/^# sand node settings.*/# sand node settings of this box: uncomment and fill in, then boot./' \
 		"$REPO/image/node.conf.example" >"$CFGDIR/node.conf"
-	mke2fs -q -t ext4 -L SANDCFG -d "$CFGDIR" -E root_owner=0:0 "$cfg" ${cfg_mib}M
+	mke2fs -q -t ext4 -L SANDCFG -d "$CFGDIR" -E root_owner=0:0 "$cfg" ${cfg_mib}M >/dev/null
 	DISKIMG=$OUT/sand-disk.img
 	rm -f "$DISKIMG.tmp"
 	truncate -s $((1 + esp_mib + cfg_mib + 1))M "$DISKIMG.tmp"

@@ -82,6 +82,8 @@ func DefaultConfig() Config {
 		StateDir: "/var/lib/sand",
 		Pool:     PoolConfig{Kind: "lvm", VG: "sand", ThinPool: "pool", Dir: "/var/lib/sand/pool"},
 		Target:   TargetConfig{Driver: "lio", TgtControlPort: 3260, ConfigFS: "/sys/kernel/config/target"},
+		Pair: PairConfig{VIPInterface: "eth0", Storage: "drbd",
+			DRBD: DRBDConfig{Resource: "r0", Port: 7789, Disk: "/dev/vdb", MetaSize: "64M"}},
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"path/filepath"
 )
 
 // PairConfig makes the box one of a highly available pair. An empty Peer
@@ -30,6 +31,23 @@ type PairConfig struct {
 	// Storage is "drbd" (each box its own disk, mirrored) or "shared" (both
 	// boxes see the same disk, as in the netns test tier).
 	Storage string `mapstructure:"storage"`
+	// DRBD describes the mirror when Storage is drbd.
+	DRBD DRBDConfig `mapstructure:"drbd"`
+}
+
+// DRBDConfig is the DRBD resource under the pool. Both boxes use the same
+// resource name, minor, port and backing disk path.
+type DRBDConfig struct {
+	Resource string `mapstructure:"resource"`
+	Minor    int    `mapstructure:"minor"`
+	Port     int    `mapstructure:"port"`
+	// Disk is the backing block device, e.g. /dev/vdb.
+	Disk string `mapstructure:"disk"`
+	// Address and PeerAddress are the boxes' replication-link addresses.
+	Address     string `mapstructure:"address"`
+	PeerAddress string `mapstructure:"peer_address"`
+	// MetaSize is the size of the metadata volume (the registry's home).
+	MetaSize string `mapstructure:"meta_size"`
 }
 
 // Paired reports whether the box is one of a pair.
@@ -84,7 +102,29 @@ func (c Config) validatePair() error {
 		return fmt.Errorf("config pair.vip_interface is empty: name the interface the VIP goes on, e.g. eth0")
 	}
 	switch p.Storage {
-	case "drbd", "shared":
+	case "drbd":
+		d := p.DRBD
+		if err := ValidateName("drbd resource", d.Resource); err != nil {
+			return fmt.Errorf("config pair.drbd.resource: %w", err)
+		}
+		if !filepath.IsAbs(d.Disk) {
+			return fmt.Errorf("config pair.drbd.disk %q must be the backing block device, e.g. /dev/vdb", d.Disk)
+		}
+		for key, a := range map[string]string{"address": d.Address, "peer_address": d.PeerAddress} {
+			if _, err := netip.ParseAddr(a); err != nil {
+				return fmt.Errorf("config pair.drbd.%s %q must be the replication-link IP address", key, a)
+			}
+		}
+		if d.Port <= 0 || d.Port > 65535 {
+			return fmt.Errorf("config pair.drbd.port %d must be 1 to 65535", d.Port)
+		}
+		if _, err := ParseSize(d.MetaSize); err != nil {
+			return fmt.Errorf("config pair.drbd.meta_size: %w", err)
+		}
+		if c.Pool.Kind != "lvm" {
+			return fmt.Errorf("config pool.kind must be lvm with pair.storage drbd: the pool lives on the DRBD device")
+		}
+	case "shared":
 	default:
 		return fmt.Errorf("config pair.storage %q is unknown: use drbd or shared", p.Storage)
 	}

@@ -213,6 +213,12 @@ func (c *Controller) step(ctx context.Context) {
 	c.last, c.lastIn = d, in
 	c.mu.Unlock()
 	c.Log.Log(ctx, level, "decision", "action", d.Action, "reason", d.Reason, "quorum", d.Quorum)
+	// Adopt a primary role DRBD already has (sand restarted on the
+	// primary, or a bootstrap left it): the resource group's steps are
+	// idempotent, so starting it again only fills what is missing.
+	if d.Action == Stay && local.Role == drbd.RolePrimary && !c.Primary() {
+		d = Decision{Action: Promote, Reason: "DRBD is primary here but the resource group is not running: adopt it", Quorum: d.Quorum}
+	}
 	switch d.Action {
 	case Promote:
 		c.Record(EventDecision, "%s", d.Reason)

@@ -1,6 +1,7 @@
 package failover
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -180,6 +181,64 @@ type Event struct {
 	Intent Intent
 }
 
+// OutdateQuery asks the peer, over the gossip network, to outdate its DRBD
+// disk: the fence-peer path that works while the replication link is down.
+const OutdateQuery = "sand-outdate"
+
+// Answers to OutdateQuery.
+const (
+	OutdateDone    = "outdated"
+	OutdateRefused = "primary" // the peer is primary: it will not outdate itself
+)
+
+// OnQuery answers queries from other members; set it before Start. It
+// runs on the membership's goroutine, so it must be quick.
+type QueryHandler func(name string, payload []byte) []byte
+
+// SetQueryHandler installs the handler for incoming queries.
+func (m *Membership) SetQueryHandler(h QueryHandler) {
+	m.mu.Lock()
+	m.onQuery = h
+	m.mu.Unlock()
+}
+
+func (m *Membership) answer(q *serf.Query) {
+	m.mu.Lock()
+	h := m.onQuery
+	m.mu.Unlock()
+	if h == nil {
+		return
+	}
+	if err := q.Respond(h(q.Name, q.Payload)); err != nil {
+		m.log.Warn("answer a query", "query", q.Name, "err", err)
+	}
+}
+
+// Ask sends a query to one member and returns its answer.
+func (m *Membership) Ask(ctx context.Context, member, name string, payload []byte) ([]byte, error) {
+	m.mu.Lock()
+	s := m.serf
+	m.mu.Unlock()
+	if s == nil {
+		return nil, fmt.Errorf("ask %s %s: membership not started", member, name)
+	}
+	timeout := 3 * time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+	}
+	resp, err := s.Query(name, payload, &serf.QueryParam{FilterNodes: []string{member}, Timeout: timeout})
+	if err != nil {
+		return nil, fmt.Errorf("ask %s %s: %w", member, name, err)
+	}
+	defer resp.Close()
+	for r := range resp.ResponseCh() {
+		if r.From == member {
+			return r.Payload, nil
+		}
+	}
+	return nil, fmt.Errorf("ask %s %s: no answer within %s", member, name, timeout.Round(time.Millisecond))
+}
+
 // EventIntent is an admin intent (standby, resume) sent to a box through
 // the cluster, so an admin can act on either box from whichever box's API
 // or UI they use.
@@ -231,6 +290,7 @@ type Membership struct {
 	serf    *serf.Serf
 	since   map[string]sinceEntry
 	stopped chan struct{}
+	onQuery QueryHandler
 	once    sync.Once
 	loop    sync.WaitGroup
 }
@@ -409,6 +469,10 @@ func (m *Membership) run() {
 		case ev := <-m.serfCh:
 			if ue, ok := ev.(serf.UserEvent); ok {
 				m.userEvent(ue)
+				continue
+			}
+			if q, ok := ev.(*serf.Query); ok {
+				m.answer(q)
 				continue
 			}
 			me, ok := ev.(serf.MemberEvent)

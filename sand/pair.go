@@ -22,6 +22,7 @@ type pair struct {
 	ctrl    *failover.Controller
 	members *failover.Membership
 	vip     failover.VIP
+	drbd    *failover.DRBDStorage // nil for shared storage
 	done    chan error
 }
 
@@ -84,11 +85,28 @@ func startPair(ctx context.Context, cfg appliance.Config, box *appliance.Box, lo
 		},
 		Record: record, Log: log, Policy: failover.DefaultPolicy(), Now: time.Now,
 	}
+	var drbdStorage *failover.DRBDStorage
+	var outdate func(*pair) failover.QueryHandler
 	switch p.Storage {
 	case "shared":
 		ctrl.Storage = failover.SharedStorage{Primary: ctrl.Primary}
-	default:
-		return nil, fmt.Errorf("pair.storage %q: only shared is wired so far", p.Storage)
+	case "drbd":
+		res, err := drbdResource(cfg)
+		if err != nil {
+			return nil, err
+		}
+		dp := &drbdPair{cfg: cfg, res: res, admin: drbd.NewAdmin(command.Exec{}), run: command.Exec{}, log: log}
+		if err := dp.prepare(ctx); err != nil {
+			return nil, err
+		}
+		if err := dp.bootstrap(ctx); err != nil {
+			return nil, err
+		}
+		drbdStorage = &failover.DRBDStorage{Admin: dp.admin, Resource: res}
+		outdate = func(pr *pair) failover.QueryHandler { return pr.answerOutdate(res, dp.admin) }
+		ctrl.Storage = drbdStorage
+		// DRBD primary and the pool come before the registry and target.
+		group.Steps = append([]failover.Step{group.Steps[0], drbdStorage.Step(), dp.poolStep()}, group.Steps[1:]...)
 	}
 	if err := box.Refresh(); err != nil {
 		log.Warn("read the registry for display", "err", err)
@@ -97,7 +115,10 @@ func startPair(ctx context.Context, cfg appliance.Config, box *appliance.Box, lo
 		return nil, err
 	}
 	go joinUntilDone(ctx, members, p.Join, log)
-	pr := &pair{cfg: cfg, ctrl: ctrl, members: members, vip: vip, done: make(chan error, 1)}
+	pr := &pair{cfg: cfg, ctrl: ctrl, members: members, vip: vip, drbd: drbdStorage, done: make(chan error, 1)}
+	if outdate != nil {
+		members.SetQueryHandler(outdate(pr))
+	}
 	go func() { pr.done <- ctrl.Run(ctx) }()
 	return pr, nil
 }
@@ -227,4 +248,72 @@ func (p *pair) sendIntent(box string, intent failover.Intent) error {
 		return p.members.SendIntent(box, intent)
 	}
 	return fmt.Errorf("%w: %q is neither this box (%s) nor its peer (%s)", appliance.ErrNotFound, box, p.cfg.Name, p.cfg.Pair.Peer)
+}
+
+// Fence outcomes, mapped by `sand fence-peer` to DRBD's handler exit codes.
+const (
+	fenceOutdated    = "outdated"    // exit 4: the peer's disk is Outdated
+	fenceDead        = "dead"        // exit 7: the peer is gone and quorum confirms it
+	fenceUnreachable = "unreachable" // exit 5: neither: I/O stays frozen
+	fenceRefused     = "refused"     // exit 6: the peer is primary
+)
+
+// FencePeer makes sure the peer cannot be promoted with older data: it
+// asks the peer to outdate its disk over the gossip network (the other
+// path), or, if the peer is gone, confirms that with the witness's vote.
+func (p *pair) FencePeer(ctx context.Context) (string, error) {
+	if p.drbd == nil {
+		return "", fmt.Errorf("%w: fencing applies to DRBD storage only", appliance.ErrInvalid)
+	}
+	peer, witness := p.members.View(p.cfg.Pair.Peer, p.cfg.Pair.Witness)
+	gone := peer.Member == failover.MemberFailed || peer.Member == failover.MemberLeft
+	if gone && witness.Configured && witness.Member == failover.MemberAlive {
+		p.ctrl.Record(failover.EventDecision, "fence-peer: %s is %s and the witness agrees: fenced", peer.Name, peer.Member)
+		return fenceDead, nil
+	}
+	ask, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	answer, err := p.members.Ask(ask, peer.Name, failover.OutdateQuery, []byte(p.cfg.Pair.DRBD.Resource))
+	switch {
+	case err != nil:
+		p.ctrl.Record(failover.EventDecision, "fence-peer: cannot reach %s (%v) and no quorum confirms it is gone: I/O stays frozen", peer.Name, err)
+		return fenceUnreachable, nil
+	case string(answer) == failover.OutdateDone:
+		p.ctrl.Record(failover.EventDecision, "fence-peer: %s outdated its disk", peer.Name)
+		return fenceOutdated, nil
+	case string(answer) == failover.OutdateRefused:
+		p.ctrl.Record(failover.EventDecision, "fence-peer: %s is primary and refused to outdate", peer.Name)
+		return fenceRefused, nil
+	}
+	return fenceUnreachable, fmt.Errorf("fence-peer: %s answered %q", peer.Name, answer)
+}
+
+// answerOutdate is the peer's side of FencePeer.
+func (p *pair) answerOutdate(res drbd.Resource, admin *drbd.Admin) failover.QueryHandler {
+	return func(name string, payload []byte) []byte {
+		if name != failover.OutdateQuery || string(payload) != res.Name {
+			return []byte("unknown query")
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if p.ctrl.Primary() {
+			return []byte(failover.OutdateRefused)
+		}
+		if err := admin.Outdate(ctx, res.Name); err != nil {
+			return []byte("error: " + err.Error())
+		}
+		p.ctrl.Record(failover.EventDecision, "outdated the local disk at the peer's request (it lost the replication link)")
+		return []byte(failover.OutdateDone)
+	}
+}
+
+// SplitBrain is DRBD's report (the split-brain handler): the decision
+// never promotes or hands over until the admin has resolved it.
+func (p *pair) SplitBrain(ctx context.Context) error {
+	if p.drbd == nil {
+		return fmt.Errorf("%w: split brain applies to DRBD storage only", appliance.ErrInvalid)
+	}
+	p.drbd.MarkSplitBrain()
+	p.ctrl.Record(appliance.EventSplitBrain, "DRBD reported a split brain on %s: sand will not resolve it; choose the side whose data survives", p.cfg.Pair.DRBD.Resource)
+	return nil
 }

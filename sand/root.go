@@ -40,10 +40,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetArgs(args)
 	root.PersistentFlags().StringVar(&e.configFile, "config", defaultConfigFile, "node configuration file")
 	root.PersistentFlags().StringVar(&e.logLevel, "log-level", "info", "log level: debug, info, warn, error")
-	root.AddCommand(serveCmd(e), lunCmd(e), groupCmd(e), statusCmd(e), targetCmd(e), importCmd(e), witnessCmd(e))
+	root.AddCommand(serveCmd(e), lunCmd(e), groupCmd(e), statusCmd(e), targetCmd(e), importCmd(e), witnessCmd(e), labCmd(e))
 	root.AddCommand(pairCmds(e)...)
+	root.AddCommand(handlerCmds(e)...)
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(stderr, "sand:", err)
+		var ee *exitError
+		if errors.As(err, &ee) {
+			return ee.code
+		}
 		return 1
 	}
 	return 0
@@ -72,6 +77,9 @@ func configKeys() map[string]any {
 		"pair.peer":       d.Pair.Peer, "pair.witness": d.Pair.Witness, "pair.ping_targets": d.Pair.PingTargets,
 		"pair.serf_bind": d.Pair.SerfBind, "pair.join": d.Pair.Join, "pair.serf_key_file": d.Pair.SerfKeyFile,
 		"pair.vip": d.Pair.VIP, "pair.vip_interface": d.Pair.VIPInterface, "pair.storage": d.Pair.Storage,
+		"pair.drbd.resource": d.Pair.DRBD.Resource, "pair.drbd.minor": d.Pair.DRBD.Minor, "pair.drbd.port": d.Pair.DRBD.Port,
+		"pair.drbd.disk": d.Pair.DRBD.Disk, "pair.drbd.address": d.Pair.DRBD.Address,
+		"pair.drbd.peer_address": d.Pair.DRBD.PeerAddress, "pair.drbd.meta_size": d.Pair.DRBD.MetaSize,
 	}
 }
 

@@ -33,7 +33,7 @@ vet_all() { go vet ./... && go vet -tags netns ./... && go vet -tags vm ./...; }
 tier gofmt gofmt_clean
 tier vet vet_all
 tier unit go test -count=1 ./...
-tier netns go test -count=1 -tags netns -timeout 20m ./tests/netns/ ./iscsi/tgt/
+tier netns go test -count=1 -tags netns -timeout 20m -v ./tests/netns/ ./iscsi/tgt/
 if [ -d tests/vm ]; then
   tier vm go test -count=1 -tags vm -timeout 40m -v ./tests/vm/
 fi

@@ -112,6 +112,8 @@ func New(box *appliance.Box, opts Options) (http.Handler, error) {
 	v1.POST("/pair/switchover", a.switchover)
 	v1.POST("/pair/standby", a.standby)
 	v1.POST("/pair/resume", a.resume)
+	v1.POST("/pair/fence-peer", a.fencePeer)
+	v1.POST("/pair/split-brain", a.splitBrain)
 	r.GET("/metrics", au.api, metricsHandler(a))
 
 	w, err := newWeb(a, au, opts)
@@ -637,4 +639,50 @@ func (a *api) doPairAction(ctx context.Context, action, box string) error {
 		return fmt.Errorf("%s: %w", action, err)
 	}
 	return nil
+}
+
+// Fencer is implemented by a pair on DRBD storage; DRBD's handlers (sand
+// fence-peer, sand split-brain) reach it through these routes.
+type Fencer interface {
+	FencePeer(ctx context.Context) (string, error)
+	SplitBrain(ctx context.Context) error
+}
+
+// FenceAnswer is the body answering POST /pair/fence-peer.
+type FenceAnswer struct {
+	Outcome string `json:"outcome"`
+}
+
+func (a *api) fencer(c *gin.Context) (Fencer, bool) {
+	f, ok := a.pair.(Fencer)
+	if a.pair == nil || !ok {
+		failErr(c, fmt.Errorf("%w: this box has no DRBD pair to fence", appliance.ErrInvalid))
+		return nil, false
+	}
+	return f, true
+}
+
+func (a *api) fencePeer(c *gin.Context) {
+	f, ok := a.fencer(c)
+	if !ok {
+		return
+	}
+	outcome, err := f.FencePeer(c.Request.Context())
+	if err != nil {
+		failErr(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, FenceAnswer{Outcome: outcome})
+}
+
+func (a *api) splitBrain(c *gin.Context) {
+	f, ok := a.fencer(c)
+	if !ok {
+		return
+	}
+	if err := f.SplitBrain(c.Request.Context()); err != nil {
+		failErr(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
 }

@@ -31,6 +31,7 @@ type Box struct {
 	cmd     *exec.Cmd     // the QEMU this process started, if any
 	exited  chan struct{} // closed when cmd has been reaped
 	started time.Time
+	boot    time.Duration // from QEMU start to the API answering, last boot
 }
 
 func (b *Box) state() BoxState {
@@ -266,6 +267,7 @@ func (b *Box) WaitReady(ctx context.Context, timeout time.Duration) (time.Durati
 			if resp.StatusCode == http.StatusOK {
 				b.mu.Lock()
 				took := time.Since(b.started)
+				b.boot = took
 				b.mu.Unlock()
 				b.lab.log.Info("box ready", "box", b.Name, "api", b.APIURL(), "boot", took.Round(100*time.Millisecond))
 				return took, nil
@@ -282,6 +284,14 @@ func (b *Box) WaitReady(ctx context.Context, timeout time.Duration) (time.Durati
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
+}
+
+// BootTime is how long the box's last boot took, from the start of its
+// QEMU to its API answering (0 until WaitReady saw it answer).
+func (b *Box) BootTime() time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.boot
 }
 
 // ConsoleTail returns the last n lines of the box's console log.

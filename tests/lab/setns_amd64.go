@@ -1,4 +1,4 @@
 package lab
 
 // sysSetns is setns(2) on amd64: the syscall package lacks it there.
-const sysSetns = 308
+const sysSetns int = 308

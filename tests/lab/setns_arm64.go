@@ -1,4 +1,4 @@
 package lab
 
 // sysSetns is setns(2) on arm64.
-const sysSetns = 268
+const sysSetns int = 268

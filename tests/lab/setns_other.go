@@ -3,4 +3,4 @@
 package lab
 
 // sysSetns: the lab runs x86 guests from amd64 (or arm64) hosts only.
-const sysSetns = -1
+const sysSetns int = -1

@@ -187,3 +187,15 @@ func (c *Client) PairAction(ctx context.Context, action, box string) (ui.PairVie
 	}
 	return p, c.doJSON(ctx, http.MethodPost, "/api/v1/pair/"+url.PathEscape(action), body, &p)
 }
+
+// FencePeer asks the local daemon to fence the peer (DRBD's fence-peer
+// handler).
+func (c *Client) FencePeer(ctx context.Context) (string, error) {
+	var a ui.FenceAnswer
+	return a.Outcome, c.doJSON(ctx, http.MethodPost, "/api/v1/pair/fence-peer", nil, &a)
+}
+
+// SplitBrain reports DRBD's split brain to the local daemon.
+func (c *Client) SplitBrain(ctx context.Context) error {
+	return c.doJSON(ctx, http.MethodPost, "/api/v1/pair/split-brain", nil, nil)
+}

@@ -1,0 +1,192 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sand-appliance/sand/appliance"
+	"github.com/sand-appliance/sand/appliance/command"
+	"github.com/sand-appliance/sand/drbd"
+	"github.com/sand-appliance/sand/failover"
+)
+
+// drbdResource is the pair's DRBD resource as the node config describes it:
+// protocol C, the tuned net timeouts, fencing through sand, and
+// after-split-brain policies that never discard a side.
+func drbdResource(cfg appliance.Config) (drbd.Resource, error) {
+	d := cfg.Pair.DRBD
+	self, err := os.Executable()
+	if err != nil {
+		return drbd.Resource{}, fmt.Errorf("find the sand binary for the DRBD handlers: %w", err)
+	}
+	local := drbd.Node{Name: cfg.Name, Address: netip.MustParseAddr(d.Address), Disk: d.Disk}
+	peer := drbd.Node{Name: cfg.Pair.Peer, Address: netip.MustParseAddr(d.PeerAddress), Disk: d.Disk}
+	nodes := [2]drbd.Node{local, peer}
+	if peer.Name < local.Name {
+		nodes = [2]drbd.Node{peer, local} // both boxes render the same file
+	}
+	r := drbd.Resource{
+		Name: d.Resource, Minor: d.Minor, Port: uint16(d.Port), Protocol: "C", Nodes: nodes,
+		Net: drbd.TCGNet,
+		// Writes freeze when the link drops until the fence-peer handler
+		// proves the peer cannot be promoted with older data (it outdated
+		// the peer, or the peer is dead with quorum): no acknowledged write
+		// can be lost to a promotion of the other side.
+		Fencing: drbd.FencingResourceAndStonith,
+		Handlers: drbd.Handlers{
+			FencePeer:  self + " fence-peer",
+			SplitBrain: self + " split-brain",
+		},
+	}
+	return r, r.Validate()
+}
+
+// drbdPair brings the DRBD resource and the LVM pool on it up to where the
+// decision loop can take over.
+type drbdPair struct {
+	cfg   appliance.Config
+	res   drbd.Resource
+	admin *drbd.Admin
+	run   command.Runner
+	log   *slog.Logger
+}
+
+// prepare writes the resource, creates its metadata the first time, and
+// brings it up (attach and connect) if it is not up yet.
+func (p *drbdPair) prepare(ctx context.Context) error {
+	if err := p.admin.WriteConfig(ctx, p.res); err != nil {
+		return err
+	}
+	st, err := p.admin.Status(ctx, p.res)
+	if err != nil {
+		return err
+	}
+	if st.Connection != drbd.ConnUnconfigured {
+		return nil // up already: sand restarted
+	}
+	if _, err := p.run.Run(ctx, "drbdadm", "dump-md", p.res.Name); err != nil {
+		if !strings.Contains(err.Error(), "No valid meta") && !strings.Contains(err.Error(), "no valid meta") {
+			return fmt.Errorf("check drbd meta-data of %s: %w", p.res.Name, err)
+		}
+		p.log.Info("creating DRBD meta-data on a new disk", "resource", p.res.Name, "disk", p.cfg.Pair.DRBD.Disk)
+		if err := p.admin.CreateMD(ctx, p.res.Name); err != nil {
+			return err
+		}
+	}
+	return p.admin.Up(ctx, p.res.Name)
+}
+
+// bootstrap runs once in the life of a pair: both disks are brand new
+// (Inconsistent on both sides). The box whose name sorts first forces
+// itself primary, which starts the initial sync, lays out the pool (volume
+// group, metadata volume, thin pool) on the DRBD device, and steps back to
+// secondary; the decision loop then promotes the UpToDate side.
+func (p *drbdPair) bootstrap(ctx context.Context) error {
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		st, err := p.admin.Status(ctx, p.res)
+		if err != nil {
+			return err
+		}
+		switch {
+		case st.Disk != drbd.DiskInconsistent:
+			return nil // not new (or the peer already started the sync)
+		case st.Connection == drbd.ConnConnected && st.PeerDisk == drbd.DiskInconsistent && p.cfg.Name < p.cfg.Pair.Peer:
+			return p.initialize(ctx)
+		case st.Connection.Syncing():
+			return nil // the peer bootstrapped: this side is the sync target
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("bootstrap drbd %s: waited 2m for the peer to connect (connection %s, disk %s/%s)", p.res.Name, st.Connection, st.Disk, st.PeerDisk)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+func (p *drbdPair) initialize(ctx context.Context) error {
+	p.log.Info("new pair: forcing this side primary to start the initial sync", "resource", p.res.Name)
+	if err := p.admin.Primary(ctx, p.res.Name, true); err != nil {
+		return err
+	}
+	vg, dev := p.cfg.Pool.VG, p.res.Device()
+	steps := [][]string{
+		{"pvcreate", "--yes", dev},
+		{"vgcreate", vg, dev},
+		{"lvcreate", "--yes", "--size", sizeArg(p.cfg.Pair.DRBD.MetaSize), "--name", "meta", vg},
+		{"mkfs.ext4", "-q", "-L", "sand-meta", "/dev/" + vg + "/meta"},
+		{"lvcreate", "--yes", "--type", "thin-pool", "--extents", "90%FREE", "--name", p.cfg.Pool.ThinPool, vg},
+		{"vgchange", "--activate", "n", vg},
+	}
+	for _, s := range steps {
+		if _, err := p.run.Run(ctx, s[0], s[1:]...); err != nil {
+			return fmt.Errorf("lay out the pool on %s: %w", dev, err)
+		}
+	}
+	return p.admin.Secondary(ctx, p.res.Name)
+}
+
+func sizeArg(s string) string {
+	n, _ := appliance.ParseSize(s) // checked by Validate
+	return strconv.FormatInt(n, 10) + "b"
+}
+
+// poolStep activates the volume group on the DRBD device and mounts the
+// metadata volume (the registry's home) on the state directory; in
+// reverse it unmounts and deactivates, so DRBD can be demoted.
+func (p *drbdPair) poolStep() failover.Step {
+	vg, dir := p.cfg.Pool.VG, p.cfg.StateDir
+	meta := "/dev/" + vg + "/meta"
+	return failover.Step{
+		Name: "pool " + vg,
+		Start: func(ctx context.Context) error {
+			if _, err := p.run.Run(ctx, "vgchange", "--activate", "y", vg); err != nil {
+				return fmt.Errorf("activate volume group %s: %w", vg, err)
+			}
+			if mounted(dir) {
+				return nil
+			}
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return fmt.Errorf("create %s: %w", dir, err)
+			}
+			if _, err := p.run.Run(ctx, "mount", "-o", "sync,dirsync", meta, dir); err != nil {
+				return fmt.Errorf("mount the metadata volume on %s: %w", dir, err)
+			}
+			return nil
+		},
+		Stop: func(ctx context.Context) error {
+			if mounted(dir) {
+				if _, err := p.run.Run(ctx, "umount", dir); err != nil {
+					return fmt.Errorf("unmount the metadata volume from %s: %w", dir, err)
+				}
+			}
+			if _, err := p.run.Run(ctx, "vgchange", "--activate", "n", vg); err != nil {
+				return fmt.Errorf("deactivate volume group %s: %w", vg, err)
+			}
+			return nil
+		},
+	}
+}
+
+// mounted reports whether dir is a mount point, from /proc/self/mounts.
+func mounted(dir string) bool {
+	data, err := os.ReadFile("/proc/self/mounts")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && f[1] == dir {
+			return true
+		}
+	}
+	return false
+}
