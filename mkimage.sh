@@ -25,10 +25,11 @@
 # the cache (default out/cache/): a rebuild with the same image/packages
 # reuses the base tree and takes seconds; --refresh installs the packages
 # afresh (new security updates) from the cached .debs plus what is new.
-# Needs root (mmdebstrap in root
-# mode, chroot); installs its own prerequisites with apt-get.
+# --sand takes a sand binary built elsewhere instead of running go build;
+# --no-disk skips sand-disk.img.
 #
-# --sand takes a sand binary built elsewhere instead of running go build.
+# Needs root (mmdebstrap in root mode, chroot); installs its own
+# prerequisites with apt-get. One build at a time (a lock in out/).
 # Environment: SUITE (bookworm), MIRROR (http://deb.debian.org/debian),
 # KVER (default: the kernel linux-image-amd64 depends on), ZSTD_LEVEL (3),
 # GO (the go command).
@@ -79,6 +80,9 @@ GO=${GO:-$(command -v go || echo /usr/local/go/bin/go)}
 
 BUILD=$REPO/out/build
 R=$BUILD/rootfs
+mkdir -p "$REPO/out"
+exec 9>"$REPO/out/.mkimage.lock"
+flock 9
 DEBS=$CACHE/debs
 mkdir -p "$OUT" "$DEBS" "$BUILD"
 
@@ -229,7 +233,7 @@ while read -r pat; do
 	[ -z "$pat" ] && continue
 	case $pat in /* | *..*) die "image/strip: $pat must be relative, without .." ;; esac
 	# shellcheck disable=SC2086 # the glob is the point
-	rm -rf "$R"/$pat
+	rm -rf "${R:?}"/$pat
 done <"$REPO/image/strip"
 
 step "initramfs (zstd -$ZSTD_LEVEL)"

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
@@ -59,7 +60,7 @@ func labCmd(e *env) *cobra.Command {
 
 func labUpCmd(e *env) *cobra.Command {
 	f := &labFlags{}
-	var image, diskSize, token string
+	var image, boot, pair, diskSize, token string
 	var memory int
 	var bootTimeout time.Duration
 	cmd := &cobra.Command{
@@ -81,7 +82,7 @@ func labUpCmd(e *env) *cobra.Command {
 				}
 			}
 			o := lab.Options{
-				Name: f.name, Repo: f.repo, Dir: dir, Image: lab.ImagePolicy(image), MemoryMiB: memory,
+				Name: f.name, Repo: f.repo, Dir: dir, Image: lab.ImagePolicy(image), Boot: lab.BootMode(boot), Pair: pair, MemoryMiB: memory,
 				DiskSize: size, Token: token, BootTimeout: bootTimeout, Logger: e.logger(),
 			}
 			switch o.Image {
@@ -102,6 +103,8 @@ func labUpCmd(e *env) *cobra.Command {
 	}
 	f.add(cmd)
 	cmd.Flags().StringVar(&image, "image", string(lab.ImageAuto), "build the image: auto (when missing or sand changed), keep (only when missing), rebuild")
+	cmd.Flags().StringVar(&boot, "boot", string(lab.BootKernel), "how the boxes boot: kernel (kernel + initramfs, settings on the command line) or disk (the disk image through UEFI and systemd-boot, settings on SANDCFG)")
+	cmd.Flags().StringVar(&pair, "pair", "", "drbd: boot the boxes as a DRBD pair (node setting pair=drbd; the pool on /dev/drbd0); default standalone boxes")
 	cmd.Flags().IntVar(&memory, "memory", 1024, "memory of each box in MiB (the system runs from RAM)")
 	cmd.Flags().StringVar(&diskSize, "disk-size", "1G", "size of each box's sparse data disk")
 	cmd.Flags().StringVar(&token, "token", "", "API token of the boxes (default: random, kept in the lab state)")
@@ -260,10 +263,15 @@ func printLab(ctx context.Context, w io.Writer, l *lab.Lab) {
 	}
 	tw.Flush()
 	first := l.Box(l.Names()[0])
+	self, err := os.Executable()
+	if err != nil {
+		self = "sand"
+	}
 	fmt.Fprintf(w, "\nVIP of the pair (reserved): %s\n", lab.VIP())
 	fmt.Fprintf(w, "API token: %s\n", l.Token)
+	fmt.Fprintf(w, "web UI: %s (user admin, the token as first password; from the namespaces only)\n", first.UIURL())
 	fmt.Fprintf(w, "client namespace %s (%s, initiator tools), e.g.:\n", l.ClientNS, lab.ClientIP())
-	fmt.Fprintf(w, "  ip netns exec %s sand status --api %s --token %s\n", l.ClientNS, first.APIURL(), l.Token)
+	fmt.Fprintf(w, "  ip netns exec %s %s status --api %s --token %s\n", l.ClientNS, self, first.APIURL(), l.Token)
 	fmt.Fprintf(w, "  ip netns exec %s iscsi-ls -s iscsi://%s/\n", l.ClientNS, first.FrontIP())
 	fmt.Fprintf(w, "lab namespace %s (%s on the front bridge; bridges front and repl, taps, QEMUs)\n", l.NS, lab.FrontHost())
 }

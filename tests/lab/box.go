@@ -54,6 +54,10 @@ func (b *Box) FrontIP() string { return b.state().FrontIP }
 // ReplIP is the box's address on the replication network.
 func (b *Box) ReplIP() string { return b.state().ReplIP }
 
+// UIURL is the box's web UI on the front network (user admin, the lab's
+// token as password).
+func (b *Box) UIURL() string { return b.APIURL() + "/ui/" }
+
 // APIURL is the box's API base URL on the front network.
 func (b *Box) APIURL() string {
 	return "http://" + net.JoinHostPort(b.FrontIP(), strconv.Itoa(APIPort))
@@ -79,37 +83,52 @@ func (b *Box) API() *client.Client {
 // that reused its PID.
 func qemuName(lab, box string) string { return lab + "-" + box }
 
-// Cmdline is the kernel command line the box boots with: its node
-// settings for sand-node-setup.
-func (b *Box) Cmdline() string {
+// Settings are the box's node settings (key=value, the keys of the
+// image's node.conf): on the kernel command line as sand.KEY=VALUE when
+// the lab boots the kernel, in node.conf on the SANDCFG partition when it
+// boots the disk image.
+func (b *Box) Settings() []string {
 	s := b.state()
-	var peer BoxState
+	set := []string{
+		"name=" + s.Name,
+		"addr=" + s.FrontIP + "/24", "front_if=" + s.FrontMAC,
+		"repl=" + s.ReplIP + "/24", "repl_if=" + s.ReplMAC,
+		"vip=" + VIP().String() + "/24",
+		"disk=/dev/disk/by-id/virtio-sand-data",
+		"token=" + b.lab.Token,
+		// the web UI's first admin password: the token too, in a lab
+		"admin_password=" + b.lab.Token,
+	}
 	for _, o := range b.lab.Boxes {
 		if o.Name != s.Name {
-			peer = o
+			set = append(set, "peer="+o.FrontIP, "peer_repl="+o.ReplIP)
+			if b.lab.Pair != "" {
+				set = append(set, "pair="+b.lab.Pair, "peer_name="+o.Name, "serf_key="+b.lab.SerfKey)
+			}
 			break
 		}
 	}
+	return set
+}
+
+// Cmdline is the kernel command line the box boots with when the lab boots
+// the kernel directly; it carries the node settings. A box booted from the
+// disk image gets the command line of the image's boot entry instead.
+func (b *Box) Cmdline() string {
 	args := []string{
 		"console=ttyS0,115200", "panic=-1", "loglevel=4", "net.ifnames=0",
 		// the journal on the console log, for people reading a failed run
 		"systemd.journald.forward_to_console=1", "systemd.show_status=0",
-		"sand.name=" + s.Name,
-		"sand.addr=" + s.FrontIP + "/24", "sand.front_if=" + s.FrontMAC,
-		"sand.repl=" + s.ReplIP + "/24", "sand.repl_if=" + s.ReplMAC,
-		"sand.vip=" + VIP().String() + "/24",
-		"sand.disk=/dev/disk/by-id/virtio-sand-data",
-		"sand.token=" + b.lab.Token,
 	}
-	if peer.Name != "" {
-		args = append(args, "sand.peer="+peer.FrontIP, "sand.peer_repl="+peer.ReplIP)
+	for _, kv := range b.Settings() {
+		args = append(args, "sand."+kv)
 	}
 	return strings.Join(args, " ")
 }
 
 func (b *Box) qemuArgs() []string {
 	s := b.state()
-	return []string{
+	args := []string{
 		"netns", "exec", b.lab.NS, "qemu-system-x86_64",
 		"-name", qemuName(b.lab.Name, s.Name),
 		// KVM exists on these machines but hangs at "Booting from ROM".
@@ -117,18 +136,30 @@ func (b *Box) qemuArgs() []string {
 		"-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
 		"-serial", "file:" + s.Console,
 		"-qmp", "unix:" + s.QMP + ",server=on,wait=off",
-		"-kernel", b.lab.Kernel, "-initrd", b.lab.Initrd, "-append", b.Cmdline(),
-		"-drive", "file=" + s.Disk + ",if=none,id=data,format=raw,cache=writeback,discard=unmap",
+	}
+	if b.lab.Boot == BootDisk {
+		// UEFI firmware, then systemd-boot from the image's ESP, as on a
+		// real server booting the stick.
+		args = append(args, "-machine", "q35",
+			"-drive", "if=pflash,format=raw,readonly=on,file="+b.lab.Firmware,
+			"-drive", "if=pflash,format=raw,file="+s.FirmwareVars,
+			"-drive", "file="+s.BootDisk+",if=none,id=boot,format=raw,cache=writeback",
+			"-device", "virtio-blk-pci,drive=boot,bootindex=0")
+	} else {
+		args = append(args, "-kernel", b.lab.Kernel, "-initrd", b.lab.Initrd, "-append", b.Cmdline())
+	}
+	return append(args,
+		"-drive", "file="+s.Disk+",if=none,id=data,format=raw,cache=writeback,discard=unmap",
 		"-device", "virtio-blk-pci,drive=data,serial=sand-data",
-		"-netdev", "tap,id=front,ifname=" + s.FrontTap + ",script=no,downscript=no",
-		"-device", "virtio-net-pci,netdev=front,mac=" + s.FrontMAC,
-		"-netdev", "tap,id=repl,ifname=" + s.ReplTap + ",script=no,downscript=no",
-		"-device", "virtio-net-pci,netdev=repl,mac=" + s.ReplMAC,
+		"-netdev", "tap,id=front,ifname="+s.FrontTap+",script=no,downscript=no",
+		"-device", "virtio-net-pci,netdev=front,mac="+s.FrontMAC,
+		"-netdev", "tap,id=repl,ifname="+s.ReplTap+",script=no,downscript=no",
+		"-device", "virtio-net-pci,netdev=repl,mac="+s.ReplMAC,
 		"-device", "virtio-serial-pci",
-		"-chardev", "file,id=report,path=" + s.Report,
+		"-chardev", "file,id=report,path="+s.Report,
 		"-device", "virtserialport,chardev=report,name=org.sand-appliance.report",
 		"-device", "virtio-rng-pci",
-	}
+	)
 }
 
 // Start boots the box (again, after Kill) with its data disk as it is. QEMU
@@ -323,6 +354,8 @@ type Report struct {
 	PoolDevice      string            `json:"pool_device"`
 	PoolSize        int64             `json:"pool_size"`
 	StateDirMounted bool              `json:"state_dir_mounted"`
+	ConfigDevice    string            `json:"config_device"`
+	LVMFilter       string            `json:"lvm_filter"`
 	Addresses       []string          `json:"addresses"`
 }
 

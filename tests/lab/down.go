@@ -46,8 +46,11 @@ func (l *Lab) Down(ctx context.Context) error {
 		if err := os.RemoveAll(l.Dir); err != nil {
 			errs = append(errs, fmt.Errorf("remove lab directory: %w", err))
 		}
-		// out/lab stays when other labs use it
-		os.Remove(filepath.Dir(l.Dir))
+		// REPO/out/lab goes with its last lab (Remove fails while other
+		// labs use it)
+		if parent := filepath.Dir(l.Dir); filepath.Base(parent) == "lab" && filepath.Base(filepath.Dir(parent)) == "out" {
+			os.Remove(parent)
+		}
 	}
 	if left := l.leftovers(); len(left) > 0 {
 		errs = append(errs, fmt.Errorf("lab %s left behind: %s", l.Name, strings.Join(left, ", ")))

@@ -36,6 +36,7 @@ package lab
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -82,6 +83,16 @@ type Options struct {
 	ImageDir string
 	// Image says when to (re)build the image; the default is ImageAuto.
 	Image ImagePolicy
+	// Pair makes the boxes a pair: "drbd" gives each box the node setting
+	// pair=drbd (sand.yaml's pair block, the pool on /dev/drbd0) with the
+	// other box as its peer and a shared gossip key. Empty: standalone
+	// boxes, the pool on each data disk.
+	Pair string
+	// Boot says how the boxes boot: the kernel and initramfs with the node
+	// settings on the command line (BootKernel, the default), or the disk
+	// image for real hardware through UEFI firmware and systemd-boot, with
+	// the node settings in node.conf on its SANDCFG partition (BootDisk).
+	Boot BootMode
 	// Boxes to boot, default san1 and san2.
 	Boxes []string
 	// MemoryMiB per box (default 1024: the system runs from RAM).
@@ -109,6 +120,14 @@ const (
 	ImageRebuild ImagePolicy = "rebuild"
 )
 
+// BootMode says how the lab boots its boxes.
+type BootMode string
+
+const (
+	BootKernel BootMode = "kernel"
+	BootDisk   BootMode = "disk"
+)
+
 // State is what a lab records in DIR/state.json.
 type State struct {
 	Name     string     `json:"name"`
@@ -116,8 +135,13 @@ type State struct {
 	NS       string     `json:"namespace"`
 	ClientNS string     `json:"client_namespace"`
 	Token    string     `json:"token"`
+	Pair     string     `json:"pair,omitempty"`
+	SerfKey  string     `json:"serf_key,omitempty"`
+	Boot     BootMode   `json:"boot"`
 	Kernel   string     `json:"kernel"`
 	Initrd   string     `json:"initrd"`
+	DiskImg  string     `json:"disk_image,omitempty"`
+	Firmware string     `json:"firmware,omitempty"`
 	Memory   int        `json:"memory_mib"`
 	Created  time.Time  `json:"created"`
 	Boxes    []BoxState `json:"boxes"`
@@ -125,21 +149,25 @@ type State struct {
 
 // BoxState is one box of the lab.
 type BoxState struct {
-	Name      string `json:"name"`
-	Octet     int    `json:"octet"`
-	FrontIP   string `json:"front_ip"`
-	ReplIP    string `json:"repl_ip"`
-	FrontMAC  string `json:"front_mac"`
-	ReplMAC   string `json:"repl_mac"`
-	FrontTap  string `json:"front_tap"`
-	ReplTap   string `json:"repl_tap"`
-	Disk      string `json:"disk"`
-	Console   string `json:"console"`
-	Report    string `json:"report"`
-	QMP       string `json:"qmp"`
-	QEMULog   string `json:"qemu_log"`
-	PID       int    `json:"pid,omitempty"`
-	StartTime uint64 `json:"start_time,omitempty"` // /proc/PID/stat field 22
+	Name     string `json:"name"`
+	Octet    int    `json:"octet"`
+	FrontIP  string `json:"front_ip"`
+	ReplIP   string `json:"repl_ip"`
+	FrontMAC string `json:"front_mac"`
+	ReplMAC  string `json:"repl_mac"`
+	FrontTap string `json:"front_tap"`
+	ReplTap  string `json:"repl_tap"`
+	Disk     string `json:"disk"`
+	Console  string `json:"console"`
+	Report   string `json:"report"`
+	QMP      string `json:"qmp"`
+	QEMULog  string `json:"qemu_log"`
+	// BootDisk and FirmwareVars: the box's own copy of the disk image and
+	// of the UEFI variables, when it boots from the disk image.
+	BootDisk     string `json:"boot_disk,omitempty"`
+	FirmwareVars string `json:"firmware_vars,omitempty"`
+	PID          int    `json:"pid,omitempty"`
+	StartTime    uint64 `json:"start_time,omitempty"` // /proc/PID/stat field 22
 }
 
 // Lab is a running (or recorded) lab.
@@ -177,6 +205,16 @@ func (o *Options) defaults() error {
 	}
 	if o.Image == "" {
 		o.Image = ImageAuto
+	}
+	if o.Pair != "" && o.Pair != "drbd" {
+		return fmt.Errorf("pair mode %q: use drbd or nothing", o.Pair)
+	}
+	switch o.Boot {
+	case "":
+		o.Boot = BootKernel
+	case BootKernel, BootDisk:
+	default:
+		return fmt.Errorf("boot mode %q: use kernel or disk", o.Boot)
 	}
 	if len(o.Boxes) == 0 {
 		o.Boxes = []string{"san1", "san2"}
@@ -256,12 +294,28 @@ func Up(ctx context.Context, o Options) (l *Lab, err error) {
 	if err != nil {
 		return nil, err
 	}
+	var firmware, diskImg string
+	if o.Boot == BootDisk {
+		if firmware, err = ensureFirmware(ctx, o.Logger); err != nil {
+			return nil, err
+		}
+		diskImg = filepath.Join(o.ImageDir, "sand-disk.img")
+		if !exists(diskImg) {
+			return nil, fmt.Errorf("boot from the disk image: %s is missing (mkimage.sh without --no-disk makes it)", diskImg)
+		}
+	}
 	l = &Lab{
 		State: State{
-			Name: o.Name, Dir: o.Dir, NS: o.Name, ClientNS: o.Name + "-client", Token: o.Token,
-			Kernel: kernel, Initrd: initrd, Memory: o.MemoryMiB, Created: time.Now().UTC(),
+			Name: o.Name, Dir: o.Dir, NS: o.Name, ClientNS: o.Name + "-client", Token: o.Token, Pair: o.Pair,
+			Boot: o.Boot, Kernel: kernel, Initrd: initrd, DiskImg: diskImg, Firmware: firmware,
+			Memory: o.MemoryMiB, Created: time.Now().UTC(),
 		},
 		log: o.Logger, run: command.Exec{}, boxes: map[string]*Box{},
+	}
+	if o.Pair != "" {
+		key := make([]byte, 32)
+		rand.Read(key)
+		l.SerfKey = base64.StdEncoding.EncodeToString(key)
 	}
 	for i, name := range o.Boxes {
 		if !validName(name) {
@@ -278,6 +332,10 @@ func Up(ctx context.Context, o Options) (l *Lab, err error) {
 			Report: filepath.Join(dir, "report.log"), QMP: filepath.Join(dir, "qmp.sock"),
 			QEMULog: filepath.Join(dir, "qemu.log"),
 		})
+		if o.Boot == BootDisk {
+			l.Boxes[i].BootDisk = filepath.Join(dir, "boot.img")
+			l.Boxes[i].FirmwareVars = filepath.Join(dir, "vars.fd")
+		}
 	}
 	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create lab directory: %w", err)
@@ -298,6 +356,11 @@ func Up(ctx context.Context, o Options) (l *Lab, err error) {
 	for i := range l.Boxes {
 		if err := l.makeDisk(&l.Boxes[i], o.DiskSize); err != nil {
 			return l, err
+		}
+		if o.Boot == BootDisk {
+			if err := l.makeBootDisk(ctx, l.Box(l.Boxes[i].Name)); err != nil {
+				return l, err
+			}
 		}
 	}
 	// Boot all boxes at once, then wait for all.

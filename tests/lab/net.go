@@ -45,6 +45,10 @@ func CheckHost() error {
 	if _, err := os.Stat("/dev/net/tun"); err != nil {
 		missing = append(missing, "/dev/net/tun")
 	}
+	// qemu-io's iscsi:// driver
+	if matches, _ := filepath.Glob("/usr/lib/*/qemu/block-iscsi.so"); len(matches) == 0 {
+		missing = append(missing, "block-iscsi.so (qemu-block-extra)")
+	}
 	if len(missing) == 0 {
 		return nil
 	}

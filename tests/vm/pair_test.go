@@ -54,7 +54,7 @@ func TestPairSmoke(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 35*time.Minute)
 	defer cancel()
 
-	l := up(t, ctx)
+	l := up(t, ctx, lab.Options{})
 	names := l.Names()
 
 	t.Run("sand answers with the token on the front network", func(t *testing.T) {
@@ -113,6 +113,11 @@ func TestPairSmoke(t *testing.T) {
 			if r.PoolDevice != r.Disk.Setting || r.PoolSize <= 0 || !r.StateDirMounted {
 				t.Errorf("%s: pool device %q size %d, state dir mounted %v: want the pool and the meta volume on the data disk %q",
 					name, r.PoolDevice, r.PoolSize, r.StateDirMounted, r.Disk.Setting)
+			}
+			// LVM sees the pool device only (on a DRBD pair, /dev/drbd0 and
+			// never the backing disk).
+			if want := `"a|^` + r.Disk.Device + `$|"`; !strings.Contains(r.LVMFilter, want) || !strings.Contains(r.LVMFilter, `"r|.*|"`) {
+				t.Errorf("%s: LVM filter %q, want only %s accepted", name, r.LVMFilter, r.Disk.Device)
 			}
 			if r.Sand != "active" {
 				t.Errorf("%s: sand.service is %q", name, r.Sand)
@@ -232,9 +237,9 @@ func TestPairSmoke(t *testing.T) {
 	})
 }
 
-// up boots the lab for a test and registers its teardown, which must leave
-// nothing behind.
-func up(t *testing.T, ctx context.Context) *lab.Lab {
+// up boots a lab for a test (o says what differs from the defaults) and
+// registers its teardown, which must leave nothing behind.
+func up(t *testing.T, ctx context.Context, o lab.Options) *lab.Lab {
 	t.Helper()
 	repo, err := lab.FindRepo("")
 	if err != nil {
@@ -242,10 +247,12 @@ func up(t *testing.T, ctx context.Context) *lab.Lab {
 	}
 	b := make([]byte, 3)
 	rand.Read(b)
-	name := "vm" + hex.EncodeToString(b)
-	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	o := lab.Options{Name: name, Repo: repo, Dir: filepath.Join(t.TempDir(), "lab"), DiskSize: diskSize, Logger: logger,
-		BootTimeout: 10 * time.Minute}
+	o.Name = "vm" + hex.EncodeToString(b)
+	o.Repo = repo
+	o.Dir = filepath.Join(t.TempDir(), "lab")
+	o.DiskSize = diskSize
+	o.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	o.BootTimeout = 10 * time.Minute
 	start := time.Now()
 	l, err := lab.Up(ctx, o)
 	if err != nil {
@@ -255,8 +262,8 @@ func up(t *testing.T, ctx context.Context) *lab.Lab {
 	for _, n := range l.Names() {
 		parts = append(parts, fmt.Sprintf("%s %.1f s", n, l.Box(n).BootTime().Seconds()))
 	}
-	t.Logf("BOOT both boxes booted in parallel, API answering: %s (lab up in %.1f s including the image check)",
-		strings.Join(parts, ", "), time.Since(start).Seconds())
+	t.Logf("BOOT (%s) boxes booted in parallel, API answering: %s (lab up in %.1f s including the image check)",
+		l.Boot, strings.Join(parts, ", "), time.Since(start).Seconds())
 	t.Cleanup(func() {
 		if t.Failed() {
 			saveConsoles(t, l)
