@@ -579,7 +579,7 @@ type Capacity struct {
 func (b *Box) Status(ctx context.Context) Status {
 	b.mu.RLock()
 	s := Status{
-		Name: b.cfg.Name, Role: "standalone", Portal: b.Portal(), Driver: b.cfg.Target.Driver,
+		Name: b.cfg.Name, Role: b.role(), Portal: b.Portal(), Driver: b.cfg.Target.Driver,
 		Pool: b.pool.Kind(), Generation: b.reg.Generation, LUNs: len(b.reg.LUNs), Groups: len(b.reg.Groups),
 		Problems: slices.Clone(b.problems),
 	}

@@ -84,3 +84,14 @@ func (b *Box) Generation() uint64 {
 	defer b.mu.RUnlock()
 	return b.reg.Generation
 }
+
+// role names what the box does now; b.mu is held.
+func (b *Box) role() string {
+	switch {
+	case !b.cfg.Paired():
+		return "standalone"
+	case b.active:
+		return "primary"
+	}
+	return "secondary"
+}

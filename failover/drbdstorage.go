@@ -73,3 +73,11 @@ func (s *DRBDStorage) Step() Step {
 		Stop:  func(ctx context.Context) error { return s.Admin.Secondary(ctx, s.Resource.Name) },
 	}
 }
+
+// Status reads DRBD for display.
+func (s *DRBDStorage) Status(ctx context.Context) (drbd.Status, bool, error) {
+	st, err := s.Admin.Status(ctx, s.Resource)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return st, s.splitBrain, err
+}

@@ -204,6 +204,17 @@ func (p *pair) State(ctx context.Context) ui.PairState {
 	if witness.Configured {
 		s.Witness = &ui.WitnessState{Name: witness.Name, Reachable: witness.Member == failover.MemberAlive}
 	}
+	if p.drbd != nil {
+		if st, split, err := p.drbd.Status(ctx); err == nil {
+			s.DRBD = &ui.DRBDState{
+				Resource: p.cfg.Pair.DRBD.Resource, Connection: st.Connection.String(),
+				LocalRole: st.Role.String(), PeerRole: st.PeerRole.String(),
+				LocalDisk: st.Disk.String(), PeerDisk: st.PeerDisk.String(), Protocol: "C",
+				Syncing: st.Connection.Syncing(), SyncPercent: st.SyncPercent, SyncLeft: st.SyncRemaining,
+				SplitBrain: split,
+			}
+		}
+	}
 	if self.Role != ui.RolePrimary {
 		s.WhyNoSwitchover = "switchover runs on the primary: open the UI or API on the VIP"
 	} else if other.Role != ui.RoleSecondary {
