@@ -8,7 +8,7 @@ build:
 	PATH=/usr/local/go/bin:$$PATH go build -o bin/sand ./sand
 
 run: build
-	bin/sand lab up
+	bin/sand lab up --pair drbd
 
 down:
 	bin/sand lab down

@@ -8,7 +8,7 @@ PACKAGES=(
   # netns tier: iSCSI target and initiators, namespaces
   tgt libiscsi-bin qemu-utils qemu-block-extra iproute2 kmod nftables
   # pools and the appliance image / VM lab
-  lvm2 thin-provisioning-tools qemu-system-x86 debootstrap cpio zstd
+  lvm2 thin-provisioning-tools qemu-system-x86 mmdebstrap debootstrap cpio zstd mtools dosfstools fdisk ovmf
   # browser tests of the web UI
   chromium chromium-driver
   # build

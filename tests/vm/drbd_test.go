@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -97,7 +96,7 @@ func TestDRBDPair(t *testing.T) {
 	// target down and demotes, the other box promotes.
 	sand := netlab.BuildSand(t)
 	move := time.Now()
-	out, err := l.Host().Run(ctx, sand, "switchover", "--api", "http://"+lab.VIP().String()+":7480", "--token", l.Token, "--config", filepath.Join(t.TempDir(), "none.yaml"))
+	out, err := l.Host().Run(ctx, sand, "switchover", "--api", "http://"+lab.VIP().String()+":7480", "--token", l.Token)
 	if err != nil {
 		t.Fatalf("sand switchover: %v\n%s", err, out)
 	}
