@@ -25,6 +25,12 @@ func (l *Lab) Down(ctx context.Context) error {
 	for _, p := range procs {
 		p.Stop()
 	}
+	// The witness of a lab brought up by another process.
+	if pid := l.WitnessPID; pid != 0 {
+		if cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil && strings.Contains(string(cmdline), "witness\x00--name\x00"+witnessName) {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
 	for _, s := range l.Boxes {
 		b := l.Box(s.Name)
 		if !ourQEMU(l.Name, s) {

@@ -130,21 +130,23 @@ const (
 
 // State is what a lab records in DIR/state.json.
 type State struct {
-	Name     string     `json:"name"`
-	Dir      string     `json:"dir"`
-	NS       string     `json:"namespace"`
-	ClientNS string     `json:"client_namespace"`
-	Token    string     `json:"token"`
-	Pair     string     `json:"pair,omitempty"`
-	SerfKey  string     `json:"serf_key,omitempty"`
-	Boot     BootMode   `json:"boot"`
-	Kernel   string     `json:"kernel"`
-	Initrd   string     `json:"initrd"`
-	DiskImg  string     `json:"disk_image,omitempty"`
-	Firmware string     `json:"firmware,omitempty"`
-	Memory   int        `json:"memory_mib"`
-	Created  time.Time  `json:"created"`
-	Boxes    []BoxState `json:"boxes"`
+	Name     string `json:"name"`
+	Dir      string `json:"dir"`
+	NS       string `json:"namespace"`
+	ClientNS string `json:"client_namespace"`
+	Token    string `json:"token"`
+	Pair     string `json:"pair,omitempty"`
+	// WitnessPID is the pair's `sand witness` in the lab namespace.
+	WitnessPID int        `json:"witness_pid,omitempty"`
+	SerfKey    string     `json:"serf_key,omitempty"`
+	Boot       BootMode   `json:"boot"`
+	Kernel     string     `json:"kernel"`
+	Initrd     string     `json:"initrd"`
+	DiskImg    string     `json:"disk_image,omitempty"`
+	Firmware   string     `json:"firmware,omitempty"`
+	Memory     int        `json:"memory_mib"`
+	Created    time.Time  `json:"created"`
+	Boxes      []BoxState `json:"boxes"`
 }
 
 // BoxState is one box of the lab.
@@ -353,6 +355,11 @@ func Up(ctx context.Context, o Options) (l *Lab, err error) {
 	if err := l.makeNetwork(ctx); err != nil {
 		return l, err
 	}
+	if o.Pair != "" {
+		if err := l.startWitness(ctx, o); err != nil {
+			return l, err
+		}
+	}
 	for i := range l.Boxes {
 		if err := l.makeDisk(&l.Boxes[i], o.DiskSize); err != nil {
 			return l, err
@@ -473,4 +480,34 @@ func (l *Lab) makeDisk(b *BoxState, size int64) error {
 		return fmt.Errorf("size data disk of %s: %w", b.Name, err)
 	}
 	return nil
+}
+
+// witnessName is the lab witness's serf name.
+const witnessName = "witness"
+
+// startWitness runs `sand witness` in the lab namespace (10.99.0.1), the
+// pair's third vote, as a dom0 would run it.
+func (l *Lab) startWitness(ctx context.Context, o Options) error {
+	bin := filepath.Join(o.Repo, "out", "build", "lab-sand")
+	if !exists(bin) {
+		if _, err := buildSand(ctx, o.Repo, bin); err != nil {
+			return fmt.Errorf("build sand for the witness: %w", err)
+		}
+	}
+	keyFile := filepath.Join(l.Dir, "serf.key")
+	if err := os.WriteFile(keyFile, []byte(l.SerfKey+"\n"), 0o600); err != nil {
+		return fmt.Errorf("write the witness's gossip key: %w", err)
+	}
+	var join []string
+	for _, b := range l.Boxes {
+		join = append(join, b.FrontIP+":7946")
+	}
+	p, err := l.Host().Start(bin, "witness", "--name", witnessName, "--bind", FrontHost().String()+":7946",
+		"--join", strings.Join(join, ","), "--key-file", keyFile)
+	if err != nil {
+		return err
+	}
+	l.WitnessPID = p.cmd.Process.Pid
+	l.log.Info("witness running", "addr", FrontHost().String()+":7946", "pid", l.WitnessPID)
+	return l.save()
 }

@@ -44,7 +44,7 @@ func TestNodeSetupRendersWhatSandAccepts(t *testing.T) {
 			name: "drbd pair", pair: "drbd", wantPool: "/dev/drbd0",
 			check: func(t *testing.T, c appliance.Config) {
 				want := appliance.PairConfig{
-					Peer: "san2", SerfBind: "10.99.0.11:7946", Join: []string{"10.99.0.12:7946"},
+					Peer: "san2", Witness: "witness", SerfBind: "10.99.0.11:7946", Join: []string{"10.99.0.12:7946", "10.99.0.1:7946"},
 					VIP: "10.99.0.10/24", Storage: "drbd",
 					DRBD: appliance.DRBDConfig{Disk: "/dev/disk/by-id/virtio-sand-data", Address: "10.98.0.11", PeerAddress: "10.98.0.12"},
 				}
