@@ -81,6 +81,10 @@ GO=${GO:-$(command -v go || echo /usr/local/go/bin/go)}
 BUILD=$REPO/out/build
 R=$BUILD/rootfs
 mkdir -p "$REPO/out"
+# out/ is its own (empty) Go module, so `go vet ./...` and `go test ./...` in
+# the repository never walk the image's root file system (and its /proc
+# while a build has it mounted).
+[ -f "$REPO/out/go.mod" ] || printf 'module sand.invalid/out\n' >"$REPO/out/go.mod"
 exec 9>"$REPO/out/.mkimage.lock"
 flock 9
 DEBS=$CACHE/debs

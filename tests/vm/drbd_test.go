@@ -53,7 +53,14 @@ func TestDRBDPair(t *testing.T) {
 		return nil
 	})
 	t.Logf("DRBD Connected UpToDate/UpToDate %.1f s after the API answered (initial sync of the 1 GiB disks included)", time.Since(start).Seconds())
-	first := primaryBox(t, ctx, l)
+	var first string
+	waitFor(t, ctx, 2*time.Minute, "one box to become primary and hold the VIP", func() error {
+		if first = primaryBox(t, ctx, l); first == "" {
+			return fmt.Errorf("no box holds the VIP")
+		}
+		return nil
+	})
+	t.Logf("PRIMARY %s holds the VIP %.1f s after the API answered", first, time.Since(start).Seconds())
 
 	// Two LUNs through the API, a distinct pattern on each from the client.
 	if _, err := vipAPI.CreateGroup(ctx, appliance.InitiatorGroup{Name: "xen", Initiators: []string{clientIQN}}); err != nil {
@@ -103,8 +110,8 @@ func TestDRBDPair(t *testing.T) {
 	var second string
 	waitFor(t, ctx, 3*time.Minute, "the other box to take over", func() error {
 		second = primaryBox(t, ctx, l)
-		if second == first {
-			return fmt.Errorf("%s still primary", first)
+		if second == "" || second == first {
+			return fmt.Errorf("primary is %q", second)
 		}
 		return nil
 	})
