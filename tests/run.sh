@@ -5,6 +5,7 @@
 #   netns    go test -tags netns        real sand, tgtd, initiators in namespaces
 #   vm       go test -tags vm           the appliance image booted twice under QEMU
 #   bench    go test -tags netns -bench figures: LUN create latency and scale
+#   vm-bench go test -tags vm -bench     figures: failover time of the DRBD pair
 # Needs root. Under CI=true a tier that lacks a prerequisite fails.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -34,10 +35,9 @@ tier gofmt gofmt_clean
 tier vet vet_all
 tier unit go test -count=1 ./...
 tier netns go test -count=1 -tags netns -timeout 20m -v ./tests/netns/ ./iscsi/tgt/
-if [ -d tests/vm ]; then
-  tier vm go test -count=1 -tags vm -timeout 40m -v ./tests/vm/
-fi
+tier vm go test -count=1 -tags vm -timeout 45m -v ./tests/vm/
 tier bench go test -count=1 -tags netns -timeout 20m -run '^$' -bench . -benchtime 1x -v ./tests/bench/
+tier vm-bench go test -count=1 -tags vm -timeout 45m -run '^$' -bench . -benchtime 1x -v ./tests/vm/
 
 echo
 [ $failed -eq 0 ] || echo "failed tiers: ${failures[*]}"

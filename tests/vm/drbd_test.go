@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"net/http"
 	"os"
 	"regexp"
 	"strconv"
@@ -36,6 +37,14 @@ func TestDRBDPair(t *testing.T) {
 	l := up(t, ctx, lab.Options{Pair: "drbd"})
 	vipAPI := apiclient.New("http://"+lab.VIP().String()+":7480", l.Token)
 	vipAPI.HTTP = l.Host().HTTPClient(time.Minute)
+	// A kept-alive connection to the old primary would be answered with a
+	// RST by the new one after the VIP moves: each call connects afresh,
+	// as the sand CLI does.
+	if tr, ok := vipAPI.HTTP.Transport.(*http.Transport); ok {
+		tr.DisableKeepAlives = true
+	} else {
+		t.Fatalf("lab HTTP client transport is %T", vipAPI.HTTP.Transport)
+	}
 	portal := lab.VIP().String() + ":3260"
 
 	start := time.Now()

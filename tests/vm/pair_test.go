@@ -239,7 +239,7 @@ func TestPairSmoke(t *testing.T) {
 
 // up boots a lab for a test (o says what differs from the defaults) and
 // registers its teardown, which must leave nothing behind.
-func up(t *testing.T, ctx context.Context, o lab.Options) *lab.Lab {
+func up(t testing.TB, ctx context.Context, o lab.Options) *lab.Lab {
 	t.Helper()
 	repo, err := lab.FindRepo("")
 	if err != nil {
@@ -277,7 +277,7 @@ func up(t *testing.T, ctx context.Context, o lab.Options) *lab.Lab {
 
 // saveConsoles keeps the boxes' console logs of a failed run in
 // tests/artifacts/ (git-ignored) and shows their ends.
-func saveConsoles(t *testing.T, l *lab.Lab) {
+func saveConsoles(t testing.TB, l *lab.Lab) {
 	repo, _ := lab.FindRepo("")
 	dir := filepath.Join(repo, "tests", "artifacts", "vm-"+l.Name)
 	os.MkdirAll(dir, 0o755)
@@ -321,7 +321,7 @@ func healthz(ctx context.Context, l *lab.Lab, b *lab.Box, timeout time.Duration)
 	return nil
 }
 
-func waitFor(t *testing.T, ctx context.Context, timeout time.Duration, what string, cond func() error) {
+func waitFor(t testing.TB, ctx context.Context, timeout time.Duration, what string, cond func() error) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -402,7 +402,7 @@ func contains(list []string, s string) bool {
 }
 
 // testWriter sends the lab's log lines to the test log.
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 var logMu sync.Mutex
 
