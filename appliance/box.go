@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sand-appliance/sand/appliance/durable"
 	"github.com/sand-appliance/sand/appliance/pool"
 	"github.com/sand-appliance/sand/iscsi"
 )
@@ -129,7 +130,7 @@ func (b *Box) applyTarget(ctx context.Context, reg Registry) error {
 	if err := tg.Validate(); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	if err := WriteFileAtomic(b.cfg.IETDPath(), iscsi.RenderIETD(tg), 0o600); err != nil {
+	if err := durable.WriteFile(b.cfg.IETDPath(), iscsi.RenderIETD(tg), 0o600); err != nil {
 		return fmt.Errorf("write target configuration: %w", err)
 	}
 	if err := b.driver.Apply(ctx, tg); err != nil {

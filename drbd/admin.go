@@ -11,9 +11,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/google/renameio/v2"
-
 	"github.com/sand-appliance/sand/appliance/command"
+	"github.com/sand-appliance/sand/appliance/durable"
 )
 
 // Tool paths and defaults.
@@ -269,29 +268,8 @@ func (a *Admin) WriteConfig(ctx context.Context, r Resource) error {
 	if dir == "" {
 		dir = DefaultConfDir
 	}
-	if err := writeFileDurable(filepath.Join(dir, r.Name+".res"), data, 0o644); err != nil {
+	if err := durable.WriteFile(filepath.Join(dir, r.Name+".res"), data, 0o644); err != nil {
 		return fail(err)
-	}
-	return nil
-}
-
-// writeFileDurable replaces path with data so that readers and a crash see
-// the old or the new file only.
-func writeFileDurable(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("create %s: %w", dir, err)
-	}
-	if err := renameio.WriteFile(path, data, perm); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("open %s to sync it: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
 	}
 	return nil
 }

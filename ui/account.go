@@ -13,6 +13,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/sand-appliance/sand/appliance"
+	"github.com/sand-appliance/sand/appliance/durable"
 )
 
 // AdminUser is the name of the web UI's one local account.
@@ -142,7 +143,7 @@ func (a *Account) set(password string) error {
 	if err != nil {
 		return fmt.Errorf("hash admin password: %w", err)
 	}
-	if err := appliance.WriteFileAtomic(a.path, append(hash, '\n'), 0o600); err != nil {
+	if err := durable.WriteFile(a.path, append(hash, '\n'), 0o600); err != nil {
 		return fmt.Errorf("store admin password: %w", err)
 	}
 	a.mu.Lock()

@@ -1,0 +1,98 @@
+package lvm
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/sand-appliance/sand/appliance/command"
+	"github.com/sand-appliance/sand/appliance/pool"
+)
+
+// report is `lvs --reportformat json --units b --nosuffix` as lvm2 prints it.
+const report = `  {
+      "report": [
+          {
+              "lv": [
+                  {"lv_name":"lun-vm01", "lv_size":"1073741824", "pool_lv":"pool", "data_percent":"12.50"},
+                  {"lv_name":"meta", "lv_size":"67108864", "pool_lv":"", "data_percent":""},
+                  {"lv_name":"pool", "lv_size":"858993459", "pool_lv":"", "data_percent":"3.00"},
+                  {"lv_name":"admins-own", "lv_size":"4194304", "pool_lv":"pool", "data_percent":"0.00"}
+              ]
+          }
+      ]
+  }
+`
+
+func fakeLVM() *command.Fake {
+	return &command.Fake{Respond: func(argv []string) ([]byte, error) {
+		if argv[0] == "lvs" {
+			if argv[len(argv)-1] == "sand/lun-gone" {
+				return []byte(`{"report":[{"lv":[]}]}`), nil
+			}
+			return []byte(report), nil
+		}
+		if argv[0] == "lvremove" && strings.HasSuffix(argv[len(argv)-1], "lun-gone") {
+			return nil, errors.New(`Failed to find logical volume "sand/lun-gone"`)
+		}
+		return nil, nil
+	}}
+}
+
+func TestTranscripts(t *testing.T) {
+	ctx := context.Background()
+	f := fakeLVM()
+	p := &Pool{VG: "sand", ThinPool: "pool", Run: f}
+	if _, err := p.Create(ctx, "vm02", 20<<30); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Grow(ctx, "vm01", 2<<30); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Delete(ctx, "vm01"); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"lvcreate --yes --type thin --virtualsize 21474836480b --thinpool pool --name lun-vm02 sand",
+		"lvs --reportformat json --units b --nosuffix -o lv_name,lv_size,pool_lv,data_percent sand/lun-vm01",
+		"lvextend --size 2147483648b sand/lun-vm01",
+		"lvremove --yes sand/lun-vm01",
+	}
+	if diff := cmp.Diff(want, f.Transcript()); diff != "" {
+		t.Errorf("commands (-want +got):\n%s", diff)
+	}
+	if err := p.Grow(ctx, "vm01", 1<<20); err == nil || !strings.Contains(err.Error(), "never shrink") {
+		t.Errorf("shrink: %v", err)
+	}
+	if err := p.Grow(ctx, "gone", 1<<30); !errors.Is(err, pool.ErrNotFound) {
+		t.Errorf("grow a missing volume: %v", err)
+	}
+	if err := p.Delete(ctx, "gone"); !errors.Is(err, pool.ErrNotFound) {
+		t.Errorf("delete a missing volume: %v", err)
+	}
+}
+
+func TestListAndCapacity(t *testing.T) {
+	p := &Pool{VG: "sand", ThinPool: "pool", Run: fakeLVM()}
+	vols, err := p.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []pool.Volume{{Name: "vm01", Path: "/dev/sand/lun-vm01", Size: 1 << 30, Used: 1 << 27}}
+	if diff := cmp.Diff(want, vols); diff != "" {
+		t.Errorf("volumes (-want +got):\n%s", diff)
+	}
+	c, err := p.Capacity(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Size != 858993459 || c.Provisioned != 1<<30+4<<20 || c.Used != 25769804 {
+		t.Errorf("capacity %+v", c)
+	}
+	if _, err := parseLVS([]byte(`{"report":[{"lv":[{"lv_name":"x","lv_size":"big"}]}]}`)); err == nil {
+		t.Error("a malformed size parsed")
+	}
+}
