@@ -70,13 +70,17 @@ func (p *drbdPair) prepare(ctx context.Context) error {
 	if st.Connection != drbd.ConnUnconfigured {
 		return nil // up already: sand restarted
 	}
+	// Only a disk without meta-data gets new meta-data: anything else
+	// (notably "unclean" meta-data after a crash of the primary, whose
+	// activity log `up` applies by itself) is attached as it is.
 	if _, err := p.run.Run(ctx, "drbdadm", "dump-md", p.res.Name); err != nil {
-		if !strings.Contains(err.Error(), "No valid meta") && !strings.Contains(err.Error(), "no valid meta") {
-			return fmt.Errorf("check drbd meta-data of %s: %w", p.res.Name, err)
-		}
-		p.log.Info("creating DRBD meta-data on a new disk", "resource", p.res.Name, "disk", p.cfg.Pair.DRBD.Disk)
-		if err := p.admin.CreateMD(ctx, p.res.Name); err != nil {
-			return err
+		if strings.Contains(strings.ToLower(err.Error()), "no valid meta") {
+			p.log.Info("creating DRBD meta-data on a new disk", "resource", p.res.Name, "disk", p.cfg.Pair.DRBD.Disk)
+			if err := p.admin.CreateMD(ctx, p.res.Name); err != nil {
+				return err
+			}
+		} else {
+			p.log.Warn("DRBD meta-data not clean (a crash?): attaching lets DRBD apply its activity log", "resource", p.res.Name, "err", err)
 		}
 	}
 	return p.admin.Up(ctx, p.res.Name)
