@@ -320,10 +320,14 @@ func decideSecondary(in Input, quorum bool, stay func(string, ...any) Decision) 
 	if l.PeerDisk != drbd.DiskUpToDate {
 		return Decision{Action: Promote, Reason: fmt.Sprintf("no primary; peer %s disk %s, this disk UpToDate: promote", p.Name, l.PeerDisk)}
 	}
-	if keepsPrimary(l, p) {
-		return Decision{Action: Promote, Reason: fmt.Sprintf("no primary; both UpToDate, this box wins the tie (generation %d vs %d, name order): promote", l.Generation, p.Generation)}
+	// Both disks are UpToDate and in sync, so the data is the same: the
+	// names decide. Generations would not do here: a secondary can learn
+	// the new primary's registry before the primary's tags say it is
+	// primary, and both would promote (seen in the netns tier).
+	if l.Name < p.Name {
+		return Decision{Action: Promote, Reason: fmt.Sprintf("no primary; both UpToDate, this box's name sorts before %s: promote", p.Name)}
 	}
-	return stay("no primary; both UpToDate, peer %s wins the tie: wait for it", p.Name)
+	return stay("no primary; both UpToDate, peer %s's name sorts first: wait for it", p.Name)
 }
 
 // peerReady: the peer can take the primary role right now.

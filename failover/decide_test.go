@@ -341,13 +341,13 @@ func TestDecideScenarios(t *testing.T) {
 			name:   "both boot secondary and connected: the lower name starts",
 			in:     Input{Local: with(connected, func(l *Local) { l.Name = "san1"; l.PeerRole = drbd.RoleSecondary }), Peer: peer("san2", MemberAlive, time.Minute, drbd.RoleSecondary, IntentNone)},
 			want:   Promote,
-			reason: "no primary; both UpToDate, this box wins the tie (generation 7 vs 7, name order): promote",
+			reason: "no primary; both UpToDate, this box's name sorts before san2: promote",
 		},
 		{
 			name:   "both boot secondary and connected: the higher name waits",
 			in:     Input{Local: with(connected, func(l *Local) { l.PeerRole = drbd.RoleSecondary }), Peer: peer("san1", MemberAlive, time.Minute, drbd.RoleSecondary, IntentNone)},
 			want:   Stay,
-			reason: "no primary; both UpToDate, peer san1 wins the tie: wait for it",
+			reason: "no primary; both UpToDate, peer san1's name sorts first: wait for it",
 		},
 		{
 			name:   "peer never seen: wait",
