@@ -26,7 +26,10 @@ type pairRig struct {
 
 const vip = "10.213.0.50"
 
-func newPairRig(t *testing.T) *pairRig {
+func newPairRig(t *testing.T) *pairRig { return newPairRigWith(t, "") }
+
+// newPairRigWith adds extra YAML to both boxes' sand.yaml before they start.
+func newPairRigWith(t *testing.T, extra string) *pairRig {
 	netlab.Require(t, append(netlab.Tools, "nft")...)
 	lab := netlab.New(t, "10.213.0")
 	san1 := lab.AddHost("san1", 11)
@@ -36,6 +39,9 @@ func newPairRig(t *testing.T) *pairRig {
 	p := netlab.NewPair(t, netlab.BuildSand(t), san1, san2, wit, vip)
 	p.StartWitness()
 	for _, b := range p.Boxes {
+		if extra != "" {
+			appendConfig(t, b.Config, extra)
+		}
 		b.Start(client)
 	}
 	t.Cleanup(func() {
