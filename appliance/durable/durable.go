@@ -22,6 +22,11 @@ func WriteFile(path string, data []byte, perm os.FileMode) error {
 	if err := renameio.WriteFile(path, data, perm); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
+	return SyncDir(dir)
+}
+
+// SyncDir makes the creations, renames and removals in dir durable.
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return fmt.Errorf("open %s to sync it: %w", dir, err)

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/sand-appliance/sand/appliance/durable"
 	"github.com/sand-appliance/sand/appliance/pool"
 	"github.com/sand-appliance/sand/iscsi"
 )
@@ -52,7 +53,7 @@ func (p *Pool) Create(ctx context.Context, name string, size int64) (pool.Volume
 		err = cerr
 	}
 	if err == nil {
-		err = syncDir(p.Dir)
+		err = durable.SyncDir(p.Dir)
 	}
 	if err != nil {
 		os.Remove(path)
@@ -90,7 +91,7 @@ func (p *Pool) Delete(ctx context.Context, name string) error {
 		}
 		return fmt.Errorf("delete volume file %s: %w", path, err)
 	}
-	return syncDir(p.Dir)
+	return durable.SyncDir(p.Dir)
 }
 
 func (p *Pool) List(ctx context.Context) ([]pool.Volume, error) {
@@ -137,16 +138,4 @@ func (p *Pool) Capacity(ctx context.Context) (pool.Capacity, error) {
 		c.Size = int64(st.Blocks) * st.Bsize
 	}
 	return c, nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("open %s to sync it: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
-	return nil
 }
