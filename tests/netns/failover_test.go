@@ -255,12 +255,17 @@ func TestSwitchover(t *testing.T) {
 	})
 	took := r.readThroughVIP(start)
 	t.Logf("SWITCHOVER %s -> %s: first good read through the VIP %v after the request", old.Host.Name, next.Host.Name, took.Round(time.Millisecond))
-	events := old.MustCLI(r.client, "events", "--api", "http://"+old.Host.IP+":7480")
-	for _, want := range []string{"admin intent switchover", "failover-demoted", "switchover done"} {
-		if !strings.Contains(events, want) {
-			t.Errorf("events of %s lack %q:\n%s", old.Host.Name, want, events)
+	// The old primary records the end of the switchover once it sees the
+	// peer primary, a moment after the peer serves.
+	netlab.WaitFor(t, 10*time.Second, "the switchover's events on "+old.Host.Name, func() error {
+		events := old.MustCLI(r.client, "events", "--api", "http://"+old.Host.IP+":7480")
+		for _, want := range []string{"admin intent switchover", "failover-demoted", "switchover done"} {
+			if !strings.Contains(events, want) {
+				return fmt.Errorf("events lack %q:\n%s", want, events)
+			}
 		}
-	}
+		return nil
+	})
 	// The switchover is finished: the old primary stays secondary.
 	time.Sleep(2 * time.Second)
 	if p, _ := r.primary(); p != next {
