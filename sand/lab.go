@@ -267,11 +267,17 @@ func printLab(ctx context.Context, w io.Writer, l *lab.Lab) {
 	if err != nil {
 		self = "sand"
 	}
-	fmt.Fprintf(w, "\nVIP of the pair (reserved): %s\n", lab.VIP())
+	portal := first.FrontIP()
+	if l.Pair != "" {
+		portal = lab.VIP().String()
+		fmt.Fprintf(w, "\niSCSI portal of the pair (the VIP, on the primary): %s:3260\n", portal)
+	} else {
+		fmt.Fprintf(w, "\nVIP of the pair (reserved): %s\n", lab.VIP())
+	}
 	fmt.Fprintf(w, "API token: %s\n", l.Token)
 	fmt.Fprintf(w, "web UI: %s (user admin, the token as first password; from the namespaces only)\n", first.UIURL())
 	fmt.Fprintf(w, "client namespace %s (%s, initiator tools), e.g.:\n", l.ClientNS, lab.ClientIP())
 	fmt.Fprintf(w, "  ip netns exec %s %s status --api %s --token %s\n", l.ClientNS, self, first.APIURL(), l.Token)
-	fmt.Fprintf(w, "  ip netns exec %s iscsi-ls -s iscsi://%s/\n", l.ClientNS, first.FrontIP())
+	fmt.Fprintf(w, "  ip netns exec %s iscsi-ls -s -i iqn.2026-11.org.example:lab-client iscsi://%s/\n", l.ClientNS, portal)
 	fmt.Fprintf(w, "lab namespace %s (%s on the front bridge; bridges front and repl, taps, QEMUs)\n", l.NS, lab.FrontHost())
 }
