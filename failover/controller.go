@@ -18,6 +18,10 @@ type Storage interface {
 	State(ctx context.Context, peer Peer) (Local, error)
 }
 
+// QuorumGrace is how long a primary waits, once it lost quorum, before it
+// demotes; it must stay well below Policy.Settle.
+const QuorumGrace = 600 * time.Millisecond
+
 // Recorder takes events for the box's events log (and the journal).
 type Recorder func(kind, format string, args ...any)
 
@@ -55,6 +59,10 @@ type Controller struct {
 	last     Decision
 	lastIn   Input
 	failures int
+	// quorumLost is when this box last lost quorum (zero while it holds it).
+	quorumLost time.Time
+	// quorumSince is when this box last gained quorum (zero without it).
+	quorumSince time.Time
 	// promotions counts the promotions since sand started.
 	promotions uint64
 	// advertised are the tags last published, so unchanged tags are not
@@ -204,7 +212,39 @@ func (c *Controller) step(ctx context.Context) {
 	intent := c.intent
 	c.mu.Unlock()
 	in := Input{Now: c.Now(), Local: local, Peer: peer, Witness: witness, Intent: intent, Policy: c.Policy}
+	// A box that was cut off saw the peer fail while it had no quorum; when
+	// it gets quorum back (the witness first, say), that old failure must
+	// not count as settled, or it would promote beside a live primary
+	// whose "alive" has not reached it yet (seen in the netns tier). The
+	// peer's failure counts from when this box regained quorum.
+	c.mu.Lock()
+	if !HasQuorum(in) {
+		c.quorumSince = time.Time{}
+	} else if c.quorumSince.IsZero() {
+		c.quorumSince = in.Now
+	}
+	if in.Peer.Since.Before(c.quorumSince) {
+		in.Peer.Since = c.quorumSince
+	}
+	c.mu.Unlock()
 	d := Decide(in)
+	// A primary demotes for lost quorum only once the loss has lasted
+	// QuorumGrace: a box that comes back gossips the deaths it saw while
+	// cut off, and the witness it reported dead refutes that within a few
+	// hundred ms (seen in the netns tier). The peer promotes only after
+	// Policy.Settle (1 s), so the isolated primary still lets go first.
+	now := in.Now
+	c.mu.Lock()
+	if d.Quorum {
+		c.quorumLost = time.Time{}
+	} else if c.quorumLost.IsZero() {
+		c.quorumLost = now
+	}
+	lost := c.quorumLost
+	c.mu.Unlock()
+	if d.Action == Demote && !d.Quorum && now.Sub(lost) < QuorumGrace {
+		d = Decision{Action: Stay, Quorum: false, Reason: fmt.Sprintf("quorum lost %s ago, confirming for %s before demoting: %s", now.Sub(lost).Round(time.Millisecond), QuorumGrace, d.Reason)}
+	}
 	c.mu.Lock()
 	level := slog.LevelDebug
 	if d.Action != c.last.Action || d.Quorum != c.last.Quorum {
