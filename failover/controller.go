@@ -340,8 +340,10 @@ func (s SharedStorage) State(ctx context.Context, peer Peer) (Local, error) {
 	if s.Primary() {
 		l.Role = drbd.RolePrimary
 	}
+	// A shared disk has no replication link to report the peer's role:
+	// that comes from its serf tags (Peer.Role) alone.
 	if peer.Member.up() {
-		l.Conn, l.PeerRole, l.PeerDisk = drbd.ConnConnected, peer.Role, peer.Disk
+		l.Conn, l.PeerDisk = drbd.ConnConnected, peer.Disk
 	}
 	return l, nil
 }

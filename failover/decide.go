@@ -232,7 +232,12 @@ func decide(in Input, quorum bool) Decision {
 			return Decision{Action: Demote, Reason: fmt.Sprintf("lost quorum (%s): isolated primary demotes", quorumView(in))}
 		}
 		// P2: two primaries that see each other: exactly one keeps the role.
-		if p.Member.up() && (p.Role == drbd.RolePrimary || l.PeerRole == drbd.RolePrimary) {
+		// A peer that has just come back still shows the tags it had when it
+		// was cut off: its "primary" tag is believed once it has been back for
+		// Settle, so a returning old primary cannot make this one step down.
+		// DRBD's own view of the peer is believed at once.
+		settled := in.Now.Sub(p.Since) >= in.Policy.Settle
+		if p.Member.up() && ((settled && p.Role == drbd.RolePrimary) || l.PeerRole == drbd.RolePrimary) {
 			if keepsPrimary(l, p) {
 				return stay("peer %s is also primary; this box keeps the role (generation %d vs %d, name order)", p.Name, l.Generation, p.Generation)
 			}
