@@ -18,6 +18,23 @@ type Storage interface {
 	State(ctx context.Context, peer Peer) (Local, error)
 }
 
+// Cluster is the membership as the controller uses it (*Membership in
+// sand; a fake in the unit tests).
+type Cluster interface {
+	View(peer, witness string) (Peer, Witness)
+	Events() <-chan Event
+	SetTags(Tags) error
+}
+
+// LinkBreaker is storage with a replication link of its own (DRBD): the
+// controller drops it by force before promoting past a peer that was
+// decided dead (Decision.ForceDisconnect), and reconnects it afterwards so
+// the peer can come back as a sync target.
+type LinkBreaker interface {
+	ForceDisconnect(ctx context.Context) error
+	Reconnect(ctx context.Context) error
+}
+
 // QuorumGrace is how long a primary waits, once it lost quorum, before it
 // demotes; it must stay well below Policy.Settle.
 const QuorumGrace = 600 * time.Millisecond
@@ -41,7 +58,7 @@ type Controller struct {
 	Name        string
 	PeerName    string
 	WitnessName string // "" without a witness
-	Members     *Membership
+	Members     Cluster
 	Storage     Storage
 	Group       *Group
 	// Generation is the registry generation this box holds.
@@ -262,7 +279,7 @@ func (c *Controller) step(ctx context.Context) {
 	switch d.Action {
 	case Promote:
 		c.Record(EventDecision, "%s", d.Reason)
-		timings, err := c.Group.Start(ctx)
+		timings, err := c.promote(ctx, d)
 		if err != nil {
 			c.Record(EventStepFailed, "promotion failed and was rolled back: %v (%s)", err, timingText(timings))
 			c.failures++
@@ -290,6 +307,31 @@ func (c *Controller) step(ctx context.Context) {
 		c.Record(EventDecision, "%s", d.Reason)
 	}
 	c.advertise(ctx)
+}
+
+// promote starts the resource group, first dropping a replication link
+// that still points at a dead peer when the decision says so.
+func (c *Controller) promote(ctx context.Context, d Decision) ([]StepTiming, error) {
+	link, ok := c.Storage.(LinkBreaker)
+	if !d.ForceDisconnect || !ok {
+		return c.Group.Start(ctx)
+	}
+	t0 := time.Now()
+	if err := link.ForceDisconnect(ctx); err != nil {
+		return []StepTiming{{Step: "force disconnect", Took: time.Since(t0), Err: err}}, fmt.Errorf("force the disconnect from %s: %w", c.PeerName, err)
+	}
+	timings := []StepTiming{{Step: "force disconnect", Took: time.Since(t0)}}
+	started, err := c.Group.Start(ctx)
+	timings = append(timings, started...)
+	// Listen for the peer again whether or not the promotion took: a
+	// returning peer must find this box, as primary or secondary.
+	t1 := time.Now()
+	rerr := link.Reconnect(ctx)
+	timings = append(timings, StepTiming{Step: "reconnect", Took: time.Since(t1), Err: rerr})
+	if rerr != nil {
+		c.Record(EventStepFailed, "listen for %s again after the forced disconnect: %v", c.PeerName, rerr)
+	}
+	return timings, err
 }
 
 // advertise publishes this box's role, disk, generation and intent.

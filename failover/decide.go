@@ -188,6 +188,11 @@ type Decision struct {
 	NeedsAdmin bool
 	// IntentDone: a switchover completed; the caller clears the intent.
 	IntentDone bool
+	// ForceDisconnect (with Promote only): DRBD is still connected to a
+	// peer that serf decided dead, with quorum, for at least Settle. The
+	// caller drops the link (drbdadm disconnect --force) before promoting
+	// instead of waiting out DRBD's own timeouts, and reconnects after.
+	ForceDisconnect bool
 }
 
 // HasQuorum is the quorum rule. With a witness: at least 2 of {self, peer,
@@ -285,14 +290,10 @@ func decideSecondary(in Input, quorum bool, stay func(string, ...any) Decision) 
 	case !quorum:
 		return stay("no quorum (%s): never promote", quorumView(in))
 	}
-	// S5: DRBD itself sees a primary peer: no failback, no second primary.
-	// A peer that serf declared failed but DRBD still shows as primary is
-	// waited for: DRBD drops the link itself (ping timeout); sand never
-	// forces a disconnect (the lab's split brain came from exactly that).
-	if l.Conn.Connected() && l.PeerRole == drbd.RolePrimary {
-		if p.Member.gone() {
-			return stay("peer %s %s in serf but DRBD still connected to it as primary: wait for DRBD to drop the link", p.Name, p.Member)
-		}
+	// S5: DRBD itself sees a live primary peer: no failback, no second
+	// primary. A peer that serf decided dead (with quorum, see S7) while
+	// DRBD still shows it connected is handled in S7.
+	if l.Conn.Connected() && l.PeerRole == drbd.RolePrimary && !p.Member.gone() {
 		return stay("peer %s is primary: stay secondary (no failback)", p.Name)
 	}
 	// S6: never serve a registry older than one the peer advertised.
@@ -301,10 +302,18 @@ func decideSecondary(in Input, quorum bool, stay func(string, ...any) Decision) 
 	}
 	switch {
 	case p.Member.gone():
-		// S7: failover.
+		// S7: failover. The peer has been gone for Settle and this box
+		// has quorum. If DRBD has not noticed yet (its ping and request
+		// timeouts are seconds under load), drop the link by force: the
+		// one moment the lab's split brain rules out is forcing it while
+		// the peer is alive, and quorum plus Settle decided it is not (an
+		// isolated primary demoted itself within QuorumGrace).
 		waited := in.Now.Sub(p.Since)
 		if waited < in.Policy.Settle {
 			return stay("peer %s %s %s ago, settling for %s", p.Name, p.Member, waited.Round(time.Millisecond), in.Policy.Settle)
+		}
+		if l.Conn.Connected() {
+			return Decision{Action: Promote, ForceDisconnect: true, Reason: fmt.Sprintf("peer %s %s %s ago, %s, disk UpToDate, DRBD still %s to it: force the disconnect and promote", p.Name, p.Member, waited.Round(time.Millisecond), quorumView(in), l.Conn)}
 		}
 		return Decision{Action: Promote, Reason: fmt.Sprintf("peer %s %s %s ago, %s, disk UpToDate: promote", p.Name, p.Member, waited.Round(time.Millisecond), quorumView(in))}
 	case p.Member == MemberUnknown:

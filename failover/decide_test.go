@@ -146,8 +146,10 @@ func TestDecideInvariants(t *testing.T) {
 				fail("a split brain never leads to promote")
 			case in.Local.Role != drbd.RoleSecondary:
 				fail("only a secondary promotes")
-			case in.Local.Conn.Connected() && in.Local.PeerRole == drbd.RolePrimary:
-				fail("never promote while DRBD shows a primary peer")
+			case in.Local.Conn.Connected() && in.Local.PeerRole == drbd.RolePrimary && !in.Peer.Member.gone():
+				fail("never promote while DRBD shows a primary peer that serf has not decided gone")
+			case in.Local.Conn.Connected() != d.ForceDisconnect && in.Peer.Member.gone():
+				fail("a promotion past a dead peer forces the disconnect exactly when DRBD is still connected")
 			case in.Peer.Member.up() && in.Peer.Role == drbd.RolePrimary:
 				fail("never promote while a live peer advertises primary (no failback)")
 			case in.Peer.Generation > in.Local.Generation:
@@ -159,6 +161,9 @@ func TestDecideInvariants(t *testing.T) {
 			case in.Peer.Member.up() && in.Local.Conn != drbd.ConnConnected:
 				fail("with a live peer, promote only when DRBD is connected and in sync")
 			}
+		}
+		if d.ForceDisconnect && (d.Action != Promote || !in.Peer.Member.gone() || !q) {
+			fail("force a disconnect only to promote past a peer decided gone with quorum")
 		}
 		if d.Action == Demote && in.Local.Role != drbd.RolePrimary {
 			fail("only a primary demotes")
@@ -213,6 +218,7 @@ func TestDecideScenarios(t *testing.T) {
 		reason string
 		admin  bool
 		done   bool
+		force  bool
 	}{
 		{
 			name:   "primary killed, witness agrees: promote",
@@ -257,10 +263,23 @@ func TestDecideScenarios(t *testing.T) {
 			reason: "peer san1 failed 2s ago, peer failed, ping 1/1, disk UpToDate: promote",
 		},
 		{
-			name:   "serf says failed but DRBD still connected to a primary: wait for DRBD, never force",
+			name:   "serf says failed with quorum, DRBD still connected to a primary: force the disconnect and promote",
 			in:     Input{Local: connected, Peer: peer("san1", MemberFailed, 2*time.Second, drbd.RolePrimary, IntentNone), Witness: witness(MemberAlive)},
+			want:   Promote,
+			force:  true,
+			reason: "peer san1 failed 2s ago, peer failed, witness alive, disk UpToDate, DRBD still Connected to it: force the disconnect and promote",
+		},
+		{
+			name:   "serf says failed, DRBD still connected, still settling: never force yet",
+			in:     Input{Local: connected, Peer: peer("san1", MemberFailed, 500*time.Millisecond, drbd.RolePrimary, IntentNone), Witness: witness(MemberAlive)},
 			want:   Stay,
-			reason: "peer san1 failed in serf but DRBD still connected to it as primary: wait for DRBD to drop the link",
+			reason: "peer san1 failed 500ms ago, settling for 1s",
+		},
+		{
+			name:   "serf says failed, DRBD still connected, no quorum: never force",
+			in:     Input{Local: connected, Peer: peer("san1", MemberFailed, 5*time.Second, drbd.RolePrimary, IntentNone), Witness: witness(MemberFailed)},
+			want:   Stay,
+			reason: "no quorum (peer failed, witness failed): never promote",
 		},
 		{
 			name:   "outdated disk never promotes",
@@ -367,7 +386,7 @@ func TestDecideScenarios(t *testing.T) {
 			tc.in.Now = t0
 			tc.in.Policy = DefaultPolicy()
 			got := Decide(tc.in)
-			want := Decision{Action: tc.want, Reason: tc.reason, Quorum: HasQuorum(tc.in), NeedsAdmin: tc.admin, IntentDone: tc.done}
+			want := Decision{Action: tc.want, Reason: tc.reason, Quorum: HasQuorum(tc.in), NeedsAdmin: tc.admin, IntentDone: tc.done, ForceDisconnect: tc.force}
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("Decide (-want +got):\n%s", diff)
 			}

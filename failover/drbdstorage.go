@@ -12,6 +12,8 @@ type DRBDAdmin interface {
 	Status(ctx context.Context, r drbd.Resource) (drbd.Status, error)
 	Primary(ctx context.Context, name string, force bool) error
 	Secondary(ctx context.Context, name string) error
+	Disconnect(ctx context.Context, name string, force bool) error
+	Connect(ctx context.Context, name string) error
 }
 
 // DRBDStorage is the replicated disk of an appliance pair.
@@ -72,6 +74,17 @@ func (s *DRBDStorage) Step() Step {
 		Start: func(ctx context.Context) error { return s.Admin.Primary(ctx, s.Resource.Name, false) },
 		Stop:  func(ctx context.Context) error { return s.Admin.Secondary(ctx, s.Resource.Name) },
 	}
+}
+
+// ForceDisconnect drops the replication link at once (disconnect --force):
+// only for a peer decided dead with quorum (Decision.ForceDisconnect).
+func (s *DRBDStorage) ForceDisconnect(ctx context.Context) error {
+	return s.Admin.Disconnect(ctx, s.Resource.Name, true)
+}
+
+// Reconnect lets DRBD connect to the peer again once it is back.
+func (s *DRBDStorage) Reconnect(ctx context.Context) error {
+	return s.Admin.Connect(ctx, s.Resource.Name)
 }
 
 // Status reads DRBD for display.

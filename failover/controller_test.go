@@ -1,0 +1,198 @@
+package failover
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/sand-appliance/sand/drbd"
+)
+
+// fakeCluster is the membership the controller reads: a fixed view that
+// the test changes between steps.
+type fakeCluster struct {
+	peer    Peer
+	witness Witness
+	tags    []Tags
+}
+
+func (f *fakeCluster) View(string, string) (Peer, Witness) { return f.peer, f.witness }
+func (f *fakeCluster) Events() <-chan Event                 { return nil }
+func (f *fakeCluster) SetTags(t Tags) error                 { f.tags = append(f.tags, t); return nil }
+
+// fakeLink is DRBD as the controller sees it: a state the test sets, and
+// every call the controller makes, in order, in one journal with the
+// resource group's steps.
+type fakeLink struct {
+	local   Local
+	journal *[]string
+	failOn  string
+}
+
+func (f *fakeLink) State(context.Context, Peer) (Local, error) { return f.local, nil }
+func (f *fakeLink) ForceDisconnect(context.Context) error {
+	*f.journal = append(*f.journal, "disconnect --force")
+	f.local.Conn, f.local.PeerRole, f.local.PeerDisk = drbd.ConnStandAlone, drbd.RoleUnknown, drbd.DiskDUnknown
+	return nil
+}
+func (f *fakeLink) Reconnect(context.Context) error {
+	*f.journal = append(*f.journal, "connect")
+	f.local.Conn = drbd.ConnWFConnection
+	return nil
+}
+
+type controllerRig struct {
+	c       *Controller
+	cluster *fakeCluster
+	link    *fakeLink
+	journal []string
+	events  []string
+	now     time.Time
+}
+
+// newRig is san2, secondary and in sync with san1 (primary), a witness up.
+func newRig(t *testing.T, failStep string) *controllerRig {
+	r := &controllerRig{now: t0}
+	r.cluster = &fakeCluster{
+		peer:    Peer{Name: "san1", Member: MemberAlive, Since: t0.Add(-time.Hour), Role: drbd.RolePrimary, Disk: drbd.DiskUpToDate, Generation: 3},
+		witness: Witness{Configured: true, Name: "dom0", Member: MemberAlive},
+	}
+	r.link = &fakeLink{journal: &r.journal, local: Local{Role: drbd.RoleSecondary, Disk: drbd.DiskUpToDate, Conn: drbd.ConnConnected,
+		PeerRole: drbd.RolePrimary, PeerDisk: drbd.DiskUpToDate, Generation: 3}}
+	step := func(name string) Step {
+		return Step{
+			Name: name,
+			Start: func(context.Context) error {
+				r.journal = append(r.journal, "start "+name)
+				if name == failStep {
+					return errors.New("injected failure")
+				}
+				if name == "drbd" {
+					r.link.local.Role = drbd.RolePrimary
+				}
+				return nil
+			},
+			Stop: func(context.Context) error {
+				r.journal = append(r.journal, "stop "+name)
+				if name == "drbd" {
+					r.link.local.Role = drbd.RoleSecondary
+				}
+				return nil
+			},
+		}
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var mu sync.Mutex
+	r.c = &Controller{
+		Name: "san2", PeerName: "san1", WitnessName: "dom0",
+		Members: r.cluster, Storage: r.link,
+		Group:      &Group{Log: log, Steps: []Step{step("drbd"), step("target"), step("vip")}},
+		Generation: func() uint64 { return 3 },
+		Record: func(kind, format string, args ...any) {
+			mu.Lock()
+			defer mu.Unlock()
+			r.events = append(r.events, kind)
+		},
+		Log: log, Policy: DefaultPolicy(), Now: func() time.Time { return r.now },
+	}
+	return r
+}
+
+// at runs one controller step at t0+d.
+func (r *controllerRig) at(d time.Duration) {
+	r.now = t0.Add(d)
+	r.c.step(context.Background())
+}
+
+func TestControllerForcesDisconnectOnlyPastADeadPeer(t *testing.T) {
+	r := newRig(t, "")
+	r.at(0)
+	if len(r.journal) != 0 || r.c.Primary() {
+		t.Fatalf("secondary beside a live primary acted: %v", r.journal)
+	}
+	// san1's QEMU dies: serf declares it failed; DRBD has not noticed.
+	r.cluster.peer.Member, r.cluster.peer.Since = MemberFailed, t0.Add(time.Second)
+	r.at(1500 * time.Millisecond)
+	if len(r.journal) != 0 {
+		t.Fatalf("acted 500ms after the failure, before the settle time: %v", r.journal)
+	}
+	r.at(2100 * time.Millisecond)
+	want := []string{"disconnect --force", "start drbd", "start target", "start vip", "connect"}
+	if diff := cmp.Diff(want, r.journal); diff != "" {
+		t.Fatalf("promotion past a dead peer (-want +got):\n%s", diff)
+	}
+	if !r.c.Primary() || r.c.Promotions() != 1 {
+		t.Errorf("primary %v after %d promotions, want primary after 1", r.c.Primary(), r.c.Promotions())
+	}
+	if got := r.cluster.tags[len(r.cluster.tags)-1].Role; got != drbd.RolePrimary {
+		t.Errorf("advertised role %s, want Primary", got)
+	}
+	// Later rounds change nothing: no second disconnect, no restart.
+	r.at(2300 * time.Millisecond)
+	if len(r.journal) != len(want) {
+		t.Errorf("a later round acted again: %v", r.journal[len(want):])
+	}
+}
+
+func TestControllerNeverForcesWithoutQuorum(t *testing.T) {
+	r := newRig(t, "")
+	r.cluster.peer.Member, r.cluster.peer.Since = MemberFailed, t0
+	r.cluster.witness.Member = MemberFailed
+	for d := time.Duration(0); d < 10*time.Second; d += 500 * time.Millisecond {
+		r.at(d)
+	}
+	if len(r.journal) != 0 || r.c.Primary() {
+		t.Fatalf("a box without quorum acted: %v", r.journal)
+	}
+	if st := r.c.Status(); st.Quorum || st.Decision != "stay" {
+		t.Errorf("status %+v, want no quorum and stay", st)
+	}
+}
+
+func TestControllerFailedPromotionRollsBackAndStillListens(t *testing.T) {
+	r := newRig(t, "vip")
+	r.cluster.peer.Member, r.cluster.peer.Since = MemberFailed, t0
+	r.at(0)
+	r.at(1100 * time.Millisecond)
+	want := []string{"disconnect --force", "start drbd", "start target", "start vip", "stop target", "stop drbd", "connect"}
+	if diff := cmp.Diff(want, r.journal); diff != "" {
+		t.Fatalf("failed promotion (-want +got):\n%s", diff)
+	}
+	if r.c.Primary() || r.link.local.Role != drbd.RoleSecondary {
+		t.Errorf("after a rolled-back promotion: controller primary %v, DRBD %s", r.c.Primary(), r.link.local.Role)
+	}
+	if !strings.Contains(strings.Join(r.events, " "), EventStepFailed) {
+		t.Errorf("events %v lack %s", r.events, EventStepFailed)
+	}
+}
+
+func TestControllerIsolatedPrimaryWaitsQuorumGrace(t *testing.T) {
+	r := newRig(t, "")
+	r.link.local.Role, r.link.local.PeerRole = drbd.RolePrimary, drbd.RoleSecondary
+	r.cluster.peer.Role = drbd.RoleSecondary
+	r.at(0) // adopts the DRBD primary role: the group starts
+	r.journal = nil
+	r.cluster.peer.Member, r.cluster.peer.Since = MemberFailed, t0.Add(time.Second)
+	r.cluster.witness.Member = MemberFailed
+	r.link.local.Conn, r.link.local.PeerRole = drbd.ConnWFConnection, drbd.RoleUnknown
+	r.at(time.Second)
+	r.at(time.Second + QuorumGrace - 100*time.Millisecond)
+	if len(r.journal) != 0 {
+		t.Fatalf("demoted within QuorumGrace: %v", r.journal)
+	}
+	r.at(time.Second + QuorumGrace)
+	want := []string{"stop vip", "stop target", "stop drbd"}
+	if diff := cmp.Diff(want, r.journal); diff != "" {
+		t.Fatalf("isolated primary (-want +got):\n%s", diff)
+	}
+	if r.c.Primary() {
+		t.Error("still primary after demoting")
+	}
+}
