@@ -24,8 +24,8 @@ type fakeCluster struct {
 }
 
 func (f *fakeCluster) View(string, string) (Peer, Witness) { return f.peer, f.witness }
-func (f *fakeCluster) Events() <-chan Event                 { return nil }
-func (f *fakeCluster) SetTags(t Tags) error                 { f.tags = append(f.tags, t); return nil }
+func (f *fakeCluster) Events() <-chan Event                { return nil }
+func (f *fakeCluster) SetTags(t Tags) error                { f.tags = append(f.tags, t); return nil }
 
 // fakeLink is DRBD as the controller sees it: a state the test sets, and
 // every call the controller makes, in order, in one journal with the
