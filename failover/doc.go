@@ -97,14 +97,18 @@
 // the peer could still be promoted. `sand fence-peer` exits with DRBD's
 // handler codes:
 //
-//	4  the peer's disk was outdated through the other path (the peer's sand
-//	   API on the LAN runs `drbdadm outdate`): it can no longer promote;
+//	4  the peer's disk was outdated through the other path (a serf query
+//	   over the front network; the peer runs `drbdadm outdate`, dropping
+//	   its side of a link it still believes up): it can no longer promote;
 //	7  the peer is confirmed gone with quorum (serf says failed or left and
-//	   this box holds quorum: the witness agrees, or, without a witness, a
-//	   ping target answers), i.e. "fenced off the cluster";
-//	3  the peer's disk is already Inconsistent (nothing to fence);
-//	other (1, 5, 6) failure: I/O stays frozen until the situation resolves
-//	   or the admin runs `drbdadm resume-io`.
+//	   the witness is alive), i.e. "fenced off the cluster";
+//	6  the peer is primary and refused: DRBD outdates this side instead;
+//	1  no answer within FenceWait (15 s, retried every 300 ms: DRBD often
+//	   sees the link drop before serf declares the peer failed): I/O stays
+//	   frozen until the link is back or the admin decides. Never 5: DRBD
+//	   8.4 reads 5 as "unreachable, assumed dead", outdates the peer and
+//	   resumes I/O, which would let an isolated primary acknowledge
+//	   writes that a promoted peer never sees.
 //
 // The after-split-brain policies are disconnect (after-sb-0pri, -1pri,
 // -2pri): DRBD never discards a side by itself, and a split brain is

@@ -15,10 +15,14 @@ type exitError struct {
 
 func (e *exitError) Error() string { return e.msg }
 
-// DRBD 8.4's fence-peer exit codes.
+// DRBD 8.4's fence-peer exit codes. "Unreachable" is deliberately not 5:
+// for DRBD, 5 means "peer unreachable, assumed dead": it marks the peer
+// Outdated and resumes I/O, which would let an isolated primary acknowledge
+// writes the promoted peer never sees. Any code DRBD does not know leaves
+// I/O frozen (drbd_nl.c, conn_try_outdate_peer).
 var fenceExit = map[string]int{
 	fenceOutdated:    4, // peer's disk is Outdated
-	fenceUnreachable: 5, // peer could not be reached: I/O stays frozen
+	fenceUnreachable: 1, // neither outdated nor confirmed gone: I/O stays frozen
 	fenceRefused:     6, // peer is primary and refused
 	fenceDead:        7, // peer fenced off the cluster (gone, quorum agrees)
 }

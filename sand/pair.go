@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -265,30 +266,60 @@ func (p *pair) sendIntent(box string, intent failover.Intent) error {
 const (
 	fenceOutdated    = "outdated"    // exit 4: the peer's disk is Outdated
 	fenceDead        = "dead"        // exit 7: the peer is gone and quorum confirms it
-	fenceUnreachable = "unreachable" // exit 5: neither: I/O stays frozen
+	fenceUnreachable = "unreachable" // exit 1: neither: I/O stays frozen
 	fenceRefused     = "refused"     // exit 6: the peer is primary
 )
 
+// FenceWait bounds how long FencePeer keeps trying before it leaves I/O
+// frozen for the admin. DRBD often notices a lost link (its ping timeout)
+// before serf declares the peer failed (about 1 s): the answer comes within
+// a few rounds.
+const FenceWait = 15 * time.Second
+
 // FencePeer makes sure the peer cannot be promoted with older data: it
 // asks the peer to outdate its disk over the gossip network (the other
-// path), or, if the peer is gone, confirms that with the witness's vote.
+// path), or, once the peer is gone, confirms that with the witness's vote.
+// It retries until one of them answers or FenceWait has passed.
 func (p *pair) FencePeer(ctx context.Context) (string, error) {
 	if p.drbd == nil {
 		return "", fmt.Errorf("%w: fencing applies to DRBD storage only", appliance.ErrInvalid)
 	}
+	ctx, cancel := context.WithTimeout(ctx, FenceWait)
+	defer cancel()
+	start := time.Now()
+	var last error
+	for {
+		outcome, err := p.fenceOnce(ctx)
+		if err == nil {
+			return outcome, nil
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			p.ctrl.Record(failover.EventDecision, "fence-peer: gave up after %s: %v; I/O stays frozen until the link is back or the admin decides", time.Since(start).Round(time.Millisecond), last)
+			return fenceUnreachable, nil
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+}
+
+// fenceOnce is one attempt; an error means "no answer yet".
+func (p *pair) fenceOnce(ctx context.Context) (string, error) {
 	peer, witness := p.members.View(p.cfg.Pair.Peer, p.cfg.Pair.Witness)
 	gone := peer.Member == failover.MemberFailed || peer.Member == failover.MemberLeft
-	if gone && witness.Configured && witness.Member == failover.MemberAlive {
-		p.ctrl.Record(failover.EventDecision, "fence-peer: %s is %s and the witness agrees: fenced", peer.Name, peer.Member)
-		return fenceDead, nil
+	if gone {
+		if witness.Configured && witness.Member == failover.MemberAlive {
+			p.ctrl.Record(failover.EventDecision, "fence-peer: %s is %s and the witness agrees: fenced", peer.Name, peer.Member)
+			return fenceDead, nil
+		}
+		return "", fmt.Errorf("%s is %s but no witness confirms it", peer.Name, peer.Member)
 	}
-	ask, cancel := context.WithTimeout(ctx, 3*time.Second)
+	ask, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	answer, err := p.members.Ask(ask, peer.Name, failover.OutdateQuery, []byte(p.cfg.Pair.DRBD.Resource))
 	switch {
 	case err != nil:
-		p.ctrl.Record(failover.EventDecision, "fence-peer: cannot reach %s (%v) and no quorum confirms it is gone: I/O stays frozen", peer.Name, err)
-		return fenceUnreachable, nil
+		return "", fmt.Errorf("ask %s to outdate: %w", peer.Name, err)
 	case string(answer) == failover.OutdateDone:
 		p.ctrl.Record(failover.EventDecision, "fence-peer: %s outdated its disk", peer.Name)
 		return fenceOutdated, nil
@@ -296,10 +327,14 @@ func (p *pair) FencePeer(ctx context.Context) (string, error) {
 		p.ctrl.Record(failover.EventDecision, "fence-peer: %s is primary and refused to outdate", peer.Name)
 		return fenceRefused, nil
 	}
-	return fenceUnreachable, fmt.Errorf("fence-peer: %s answered %q", peer.Name, answer)
+	return "", fmt.Errorf("%s answered %q", peer.Name, answer)
 }
 
-// answerOutdate is the peer's side of FencePeer.
+// answerOutdate is the peer's side of fence-peer: a secondary outdates its
+// disk when the primary lost the replication link to it. If its own DRBD
+// has not noticed the loss yet (DRBD refuses to outdate a connected disk),
+// it drops its side of the link first: this box is the one giving up its
+// claim, so no acknowledged write can be lost by it.
 func (p *pair) answerOutdate(res drbd.Resource, admin *drbd.Admin) failover.QueryHandler {
 	return func(name string, payload []byte) []byte {
 		if name != failover.OutdateQuery || string(payload) != res.Name {
@@ -311,7 +346,16 @@ func (p *pair) answerOutdate(res drbd.Resource, admin *drbd.Admin) failover.Quer
 			return []byte(failover.OutdateRefused)
 		}
 		if err := admin.Outdate(ctx, res.Name); err != nil {
-			return []byte("error: " + err.Error())
+			if derr := admin.Disconnect(ctx, res.Name, true); derr != nil {
+				return []byte("error: " + errors.Join(err, derr).Error())
+			}
+			if err := admin.Outdate(ctx, res.Name); err != nil {
+				return []byte("error: " + err.Error())
+			}
+			// Listen for the primary again; the resync follows.
+			if err := admin.Connect(ctx, res.Name); err != nil {
+				p.ctrl.Record(failover.EventStepFailed, "reconnect after outdating: %v", err)
+			}
 		}
 		p.ctrl.Record(failover.EventDecision, "outdated the local disk at the peer's request (it lost the replication link)")
 		return []byte(failover.OutdateDone)

@@ -575,15 +575,18 @@ func (a *api) events(c *gin.Context) {
 // PairView is GET /api/v1/pair: the pair, or a standalone box.
 type PairView struct {
 	Standalone bool `json:"standalone"`
+	// Clock is this box's time when it answered: compare the boxes'
+	// clocks, and place events log times on an outside clock.
+	Clock time.Time `json:"clock"`
 	PairState
 }
 
 // pairView is the pair as the API, the home page and /metrics show it.
 func (a *api) pairView(ctx context.Context) PairView {
 	if a.pair == nil {
-		return PairView{Standalone: true, PairState: standalonePair(a.box.Status(ctx).Name, a.box.Portal())}
+		return PairView{Standalone: true, Clock: time.Now(), PairState: standalonePair(a.box.Status(ctx).Name, a.box.Portal())}
 	}
-	return PairView{PairState: a.pair.State(ctx)}
+	return PairView{Clock: time.Now(), PairState: a.pair.State(ctx)}
 }
 
 func (a *api) pairState(c *gin.Context) { c.JSON(http.StatusOK, a.pairView(c.Request.Context())) }

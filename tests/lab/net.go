@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"net/http"
@@ -185,10 +186,20 @@ type Proc struct {
 
 // Start runs a program in the background in the namespace.
 func (h *Host) Start(name string, args ...string) (*Proc, error) {
+	return h.StartTee(nil, name, args...)
+}
+
+// StartTee is Start that also copies the program's output to w as it
+// comes (e.g. to timestamp each line).
+func (h *Host) StartTee(w io.Writer, name string, args ...string) (*Proc, error) {
 	cmd := exec.Command("ip", append([]string{"netns", "exec", h.Name, name}, args...)...)
 	cmd.Env = append(os.Environ(), "LC_ALL=C")
 	p := &Proc{Name: h.Name + ":" + name, cmd: cmd, done: make(chan struct{}), out: &lockedBuffer{}}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
+	if w != nil {
+		cmd.Stdout = io.MultiWriter(p.out, w)
+		cmd.Stderr = cmd.Stdout
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s in %s: %w", name, h.Name, err)
 	}
@@ -201,6 +212,16 @@ func (h *Host) Start(name string, args ...string) (*Proc, error) {
 
 // Output is what the process printed so far.
 func (p *Proc) Output() string { return p.out.String() }
+
+// Exited reports whether the process has ended.
+func (p *Proc) Exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
 
 // Wait waits for the process to end.
 func (p *Proc) Wait(ctx context.Context) error {
