@@ -98,8 +98,9 @@
 // handler codes:
 //
 //	4  the peer's disk was outdated through the other path (a serf query
-//	   over the front network; the peer runs `drbdadm outdate`, dropping
-//	   its side of a link it still believes up): it can no longer promote;
+//	   over the front network; the peer runs `drbdadm outdate`, which DRBD
+//	   allows once the peer's side saw the link drop too): it can no
+//	   longer promote;
 //	7  the peer is confirmed gone with quorum (serf says failed or left and
 //	   the witness is alive), i.e. "fenced off the cluster";
 //	6  the peer is primary and refused: DRBD outdates this side instead;

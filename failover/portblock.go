@@ -38,17 +38,17 @@ func (p PortBlock) Block(ctx context.Context) error {
 	if p.Portal.Addr().Is6() {
 		family = "ip6"
 	}
-	steps := [][]string{
-		{"add", "table", "inet", nftTable},
-		{"add", "chain", "inet", nftTable, nftChain, "{", "type", "filter", "hook", "input", "priority", "0", ";", "policy", "accept", ";", "}"},
-		{"flush", "chain", "inet", nftTable, nftChain},
-		{"add", "rule", "inet", nftTable, nftChain, family, "daddr", p.Portal.Addr().String(),
-			"tcp", "dport", strconv.Itoa(int(p.Portal.Port())), "tcp", "flags", "&", "(syn", "|", "ack)", "==", "syn", "drop"},
+	// One nft process, one transaction: under load every exec costs
+	// 100-400 ms (measured in the TCG lab) on the failover's critical path.
+	args := []string{
+		"add", "table", "inet", nftTable, ";",
+		"add", "chain", "inet", nftTable, nftChain, "{", "type", "filter", "hook", "input", "priority", "0", ";", "policy", "accept", ";", "}", ";",
+		"flush", "chain", "inet", nftTable, nftChain, ";",
+		"add", "rule", "inet", nftTable, nftChain, family, "daddr", p.Portal.Addr().String(),
+		"tcp", "dport", strconv.Itoa(int(p.Portal.Port())), "tcp", "flags", "&", "(syn", "|", "ack)", "==", "syn", "drop",
 	}
-	for _, s := range steps {
-		if err := p.nft(ctx, s...); err != nil {
-			return fmt.Errorf("block new connections to portal %s: %w", p.Portal, err)
-		}
+	if err := p.nft(ctx, args...); err != nil {
+		return fmt.Errorf("block new connections to portal %s: %w", p.Portal, err)
 	}
 	return nil
 }

@@ -20,10 +20,7 @@ func TestPortBlockTranscript(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{
-		"nft add table inet sand",
-		"nft add chain inet sand portal { type filter hook input priority 0 ; policy accept ; }",
-		"nft flush chain inet sand portal",
-		"nft add rule inet sand portal ip daddr 10.0.0.50 tcp dport 3260 tcp flags & (syn | ack) == syn drop",
+		"nft add table inet sand ; add chain inet sand portal { type filter hook input priority 0 ; policy accept ; } ; flush chain inet sand portal ; add rule inet sand portal ip daddr 10.0.0.50 tcp dport 3260 tcp flags & (syn | ack) == syn drop",
 		"nft flush chain inet sand portal",
 	}
 	if diff := cmp.Diff(want, f.Transcript()); diff != "" {

@@ -147,24 +147,42 @@ func sizeArg(s string) string {
 // poolStep activates the volume group on the DRBD device and mounts the
 // metadata volume (the registry's home) on the state directory; in
 // reverse it unmounts and deactivates, so DRBD can be demoted.
+//
+// It is on the failover's critical path, and LVM is slow under load (2.9 s
+// for a plain vgchange in the TCG lab), so LVM looks at the DRBD device
+// only (--devices) and skips dmeventd (--ignoremonitoring); thin-pool
+// monitoring is switched on in the background once the box serves.
 func (p *drbdPair) poolStep() failover.Step {
 	vg, dir := p.cfg.Pool.VG, p.cfg.StateDir
 	meta := "/dev/" + vg + "/meta"
+	lvm := func(ctx context.Context, args ...string) error {
+		_, err := p.run.Run(ctx, "vgchange", append(args, "--devices", p.res.Device(), vg)...)
+		return err
+	}
 	return failover.Step{
 		Name: "pool " + vg,
 		Start: func(ctx context.Context) error {
-			if _, err := p.run.Run(ctx, "vgchange", "--activate", "y", vg); err != nil {
+			t0 := time.Now()
+			if err := lvm(ctx, "--activate", "y", "--ignoremonitoring"); err != nil {
 				return fmt.Errorf("activate volume group %s: %w", vg, err)
 			}
-			if mounted(dir) {
-				return nil
+			t1 := time.Now()
+			if !mounted(dir) {
+				if err := os.MkdirAll(dir, 0o755); err != nil {
+					return fmt.Errorf("create %s: %w", dir, err)
+				}
+				if _, err := p.run.Run(ctx, "mount", "-o", "sync,dirsync", meta, dir); err != nil {
+					return fmt.Errorf("mount the metadata volume on %s: %w", dir, err)
+				}
 			}
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				return fmt.Errorf("create %s: %w", dir, err)
-			}
-			if _, err := p.run.Run(ctx, "mount", "-o", "sync,dirsync", meta, dir); err != nil {
-				return fmt.Errorf("mount the metadata volume on %s: %w", dir, err)
-			}
+			p.log.Info("pool active", "vg", vg, "vgchange", time.Since(t0)-time.Since(t1), "mount", time.Since(t1))
+			go func() {
+				mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+				defer cancel()
+				if err := lvm(mctx, "--monitor", "y"); err != nil {
+					p.log.Warn("thin pool monitoring not started", "vg", vg, "err", err)
+				}
+			}()
 			return nil
 		},
 		Stop: func(ctx context.Context) error {
@@ -173,7 +191,7 @@ func (p *drbdPair) poolStep() failover.Step {
 					return fmt.Errorf("unmount the metadata volume from %s: %w", dir, err)
 				}
 			}
-			if _, err := p.run.Run(ctx, "vgchange", "--activate", "n", vg); err != nil {
+			if err := lvm(ctx, "--activate", "n", "--ignoremonitoring"); err != nil {
 				return fmt.Errorf("deactivate volume group %s: %w", vg, err)
 			}
 			return nil

@@ -2,11 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -63,12 +63,24 @@ func startPair(ctx context.Context, cfg appliance.Config, box *appliance.Box, lo
 		box.Events().Add(appliance.Event{Kind: kind, Message: msg})
 		log.Info("event", "kind", kind, "msg", msg)
 	}
+	// The primary records its initiators' connections on the replicated
+	// volume; the box that takes over tickles them so they reconnect at
+	// once instead of at their next TCP retransmission.
+	initiators := &failover.Initiators{Portal: portal, File: filepath.Join(cfg.StateDir, "initiators.json"), Log: log}
 	group := &failover.Group{Log: log, Steps: []failover.Step{
 		{Name: "portal block", Start: block.Block, Stop: block.Unblock},
 		// DRBD promotion and the pool come here for pair.storage: drbd.
 		{Name: "registry and target", Start: box.Activate, Stop: box.Deactivate},
 		{Name: "vip", Start: vip.Up, Stop: vip.Down},
 		{Name: "portal unblock", Start: block.Unblock, Stop: block.Block},
+		{Name: "tickle initiators", Start: func(ctx context.Context) error {
+			// Best effort: without it initiators reconnect on their own
+			// retransmission, so it never fails a promotion.
+			if err := initiators.Tickle(ctx); err != nil {
+				log.Warn("tickle the old primary's initiators", "err", err)
+			}
+			return nil
+		}, Stop: func(context.Context) error { initiators.Forget(); return nil }},
 	}}
 	members := failover.NewMembership(conf, log, time.Now)
 	ctrl := &failover.Controller{
@@ -121,7 +133,30 @@ func startPair(ctx context.Context, cfg appliance.Config, box *appliance.Box, lo
 		members.SetQueryHandler(outdate(pr))
 	}
 	go func() { pr.done <- ctrl.Run(ctx) }()
+	go recordInitiators(ctx, ctrl, box, initiators, log)
 	return pr, nil
+}
+
+// recordInitiators keeps the primary's list of initiator connections
+// current (checked every second, written only when it changed).
+func recordInitiators(ctx context.Context, ctrl *failover.Controller, box *appliance.Box, in *failover.Initiators, log *slog.Logger) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		// Active: the registry, and so the metadata volume, is in use
+		// here; never write into the mount point of an unmounted volume.
+		if !ctrl.Primary() || !box.Active() {
+			continue
+		}
+		if err := in.Record(); err != nil {
+			log.Warn("record initiator connections", "err", err)
+		}
+	}
 }
 
 // joinUntilDone keeps trying to join the peer and the witness: at boot the
@@ -331,10 +366,9 @@ func (p *pair) fenceOnce(ctx context.Context) (string, error) {
 }
 
 // answerOutdate is the peer's side of fence-peer: a secondary outdates its
-// disk when the primary lost the replication link to it. If its own DRBD
-// has not noticed the loss yet (DRBD refuses to outdate a connected disk),
-// it drops its side of the link first: this box is the one giving up its
-// claim, so no acknowledged write can be lost by it.
+// disk when the primary lost the replication link to it. DRBD refuses
+// while its side still sees the link up; the primary's fence-peer retries
+// until this side's ping timeout has passed too.
 func (p *pair) answerOutdate(res drbd.Resource, admin *drbd.Admin) failover.QueryHandler {
 	return func(name string, payload []byte) []byte {
 		if name != failover.OutdateQuery || string(payload) != res.Name {
@@ -346,16 +380,9 @@ func (p *pair) answerOutdate(res drbd.Resource, admin *drbd.Admin) failover.Quer
 			return []byte(failover.OutdateRefused)
 		}
 		if err := admin.Outdate(ctx, res.Name); err != nil {
-			if derr := admin.Disconnect(ctx, res.Name, true); derr != nil {
-				return []byte("error: " + errors.Join(err, derr).Error())
-			}
-			if err := admin.Outdate(ctx, res.Name); err != nil {
-				return []byte("error: " + err.Error())
-			}
-			// Listen for the primary again; the resync follows.
-			if err := admin.Connect(ctx, res.Name); err != nil {
-				p.ctrl.Record(failover.EventStepFailed, "reconnect after outdating: %v", err)
-			}
+			// DRBD refuses while it still sees the link up (its own ping
+			// timeout has not expired yet): the primary asks again.
+			return []byte("error: " + err.Error())
 		}
 		p.ctrl.Record(failover.EventDecision, "outdated the local disk at the peer's request (it lost the replication link)")
 		return []byte(failover.OutdateDone)

@@ -216,6 +216,15 @@ func TestFailoverUnderWriter(t *testing.T) {
 	n := w.verify(t, ctx, f.l, f.portal, f.guest)
 	t.Logf("SWITCHOVER under the writer %s -> %s: longest pause between acknowledged writes %v (ended %.1f s after the request), no I/O error, %d acknowledged writes verified",
 		first, f.other(first), gap.Round(time.Millisecond), end.Sub(move).Seconds(), n)
+	for _, n := range f.l.Names() {
+		if events, err := f.l.Box(n).API().Events(ctx); err == nil {
+			for _, e := range events {
+				if e.Time.After(move.Add(f.mon.offset(n)-time.Second)) && (e.Kind == "failover-promoted" || e.Kind == "failover-demoted") {
+					t.Logf("SWITCHOVER %s: %s", n, e.Message)
+				}
+			}
+		}
+	}
 	if gap > 3*time.Second {
 		t.Errorf("switchover paused the writer for %v, want at most 3 s", gap)
 	}
