@@ -380,9 +380,18 @@ func (p *pair) answerOutdate(res drbd.Resource, admin *drbd.Admin) failover.Quer
 			return []byte(failover.OutdateRefused)
 		}
 		if err := admin.Outdate(ctx, res.Name); err != nil {
-			// DRBD refuses while it still sees the link up (its own ping
-			// timeout has not expired yet): the primary asks again.
 			return []byte("error: " + err.Error())
+		}
+		// While DRBD still sees the link up (its own ping timeout has not
+		// expired yet) it turns "outdate" into "nothing to do" and reports
+		// success (seen in the lab): only the disk state read back counts.
+		// The primary asks again.
+		st, err := admin.Status(ctx, res)
+		if err != nil {
+			return []byte("error: " + err.Error())
+		}
+		if st.Disk != drbd.DiskOutdated {
+			return []byte(fmt.Sprintf("error: disk still %s, connection %s", st.Disk, st.Connection))
 		}
 		p.ctrl.Record(failover.EventDecision, "outdated the local disk at the peer's request (it lost the replication link)")
 		return []byte(failover.OutdateDone)
