@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/sand-appliance/sand/appliance"
@@ -173,8 +174,10 @@ func (p *drbdPair) poolStep() failover.Step {
 				if err := os.MkdirAll(dir, 0o755); err != nil {
 					return fmt.Errorf("create %s: %w", dir, err)
 				}
-				if _, err := p.run.Run(ctx, "mount", "-o", "sync,dirsync", meta, dir); err != nil {
-					return fmt.Errorf("mount the metadata volume on %s: %w", dir, err)
+				// mount(2) directly: mount(8) probes the filesystem type
+				// first, 1.4 s of the failover under TCG (measured).
+				if err := syscall.Mount(meta, dir, "ext4", syscall.MS_SYNCHRONOUS|syscall.MS_DIRSYNC, ""); err != nil {
+					return fmt.Errorf("mount the metadata volume %s on %s: %w", meta, dir, err)
 				}
 			}
 			p.log.Info("pool active", "vg", vg, "vgchange", time.Since(t0)-time.Since(t1), "mount", time.Since(t1))
@@ -189,7 +192,7 @@ func (p *drbdPair) poolStep() failover.Step {
 		},
 		Stop: func(ctx context.Context) error {
 			if mounted(dir) {
-				if _, err := p.run.Run(ctx, "umount", dir); err != nil {
+				if err := syscall.Unmount(dir, 0); err != nil {
 					return fmt.Errorf("unmount the metadata volume from %s: %w", dir, err)
 				}
 			}

@@ -64,7 +64,7 @@ func TestDRBDPair(t *testing.T) {
 	t.Logf("DRBD Connected UpToDate/UpToDate %.1f s after the API answered (initial sync of the 1 GiB disks included)", time.Since(start).Seconds())
 	var first string
 	waitFor(t, ctx, 2*time.Minute, "one box to become primary and hold the VIP", func() error {
-		if first = primaryBox(t, ctx, l); first == "" {
+		if first = holder(ctx, l); first == "" {
 			return fmt.Errorf("no box holds the VIP")
 		}
 		return nil
@@ -118,7 +118,7 @@ func TestDRBDPair(t *testing.T) {
 	}
 	var second string
 	waitFor(t, ctx, 3*time.Minute, "the other box to take over", func() error {
-		second = primaryBox(t, ctx, l)
+		second = holder(ctx, l)
 		if second == "" || second == first {
 			return fmt.Errorf("primary is %q", second)
 		}
@@ -186,18 +186,6 @@ func TestDRBDPair(t *testing.T) {
 			t.Errorf("%s: DRBD after the conformance suite: %+v", n, d)
 		}
 	}
-}
-
-// primaryBox names the box that holds the VIP, as the boxes report it.
-func primaryBox(t *testing.T, ctx context.Context, l *lab.Lab) string {
-	t.Helper()
-	for _, n := range l.Names() {
-		p, err := l.Box(n).API().Pair(ctx)
-		if err == nil && p.VIP != nil && p.VIP.Holder == n {
-			return n
-		}
-	}
-	return ""
 }
 
 func checkPattern4M(ctx context.Context, l *lab.Lab, portal, iqn string, lun int, p byte) error {
