@@ -22,7 +22,7 @@ const killRounds = 10
 // reconnect (-> first verified read). It fails on lost data, I/O errors or
 // two primaries, never on time.
 func BenchmarkFailoverKill(b *testing.B) {
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
 	defer cancel()
 	f := newFailoverLab(b, ctx)
 	var rounds []killFigures
