@@ -35,6 +35,11 @@ type LinkBreaker interface {
 	Reconnect(ctx context.Context) error
 }
 
+// RejoinGrace is added to the settle time for a peer failure that this box
+// saw while it had no quorum itself: gossip about the peer's return can
+// arrive over a second after the witness's.
+const RejoinGrace = 2 * time.Second
+
 // QuorumGrace is how long a primary waits, once it lost quorum, before it
 // demotes; it must stay well below Policy.Settle.
 const QuorumGrace = 600 * time.Millisecond
@@ -232,16 +237,17 @@ func (c *Controller) step(ctx context.Context) {
 	// A box that was cut off saw the peer fail while it had no quorum; when
 	// it gets quorum back (the witness first, say), that old failure must
 	// not count as settled, or it would promote beside a live primary
-	// whose "alive" has not reached it yet (seen in the netns tier). The
-	// peer's failure counts from when this box regained quorum.
+	// whose "alive" has not reached it yet (seen in the netns tier: 1.26 s
+	// after the witness's). The peer's failure counts from RejoinGrace
+	// after this box regained quorum.
 	c.mu.Lock()
 	if !HasQuorum(in) {
 		c.quorumSince = time.Time{}
 	} else if c.quorumSince.IsZero() {
 		c.quorumSince = in.Now
 	}
-	if in.Peer.Since.Before(c.quorumSince) {
-		in.Peer.Since = c.quorumSince
+	if !c.quorumSince.IsZero() && in.Peer.Since.Before(c.quorumSince) {
+		in.Peer.Since = c.quorumSince.Add(RejoinGrace)
 	}
 	c.mu.Unlock()
 	d := Decide(in)

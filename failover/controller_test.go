@@ -196,3 +196,27 @@ func TestControllerIsolatedPrimaryWaitsQuorumGrace(t *testing.T) {
 		t.Error("still primary after demoting")
 	}
 }
+
+func TestControllerReturningBoxWaitsForGossip(t *testing.T) {
+	r := newRig(t, "")
+	// Cut off: peer and witness both failed, no quorum.
+	r.cluster.peer.Member, r.cluster.peer.Since = MemberFailed, t0
+	r.cluster.peer.Role = drbd.RolePrimary
+	r.cluster.witness.Member = MemberFailed
+	r.link.local.Conn, r.link.local.PeerRole, r.link.local.PeerDisk = drbd.ConnWFConnection, drbd.RoleUnknown, drbd.DiskDUnknown
+	r.at(0)
+	r.at(5 * time.Second)
+	// The witness comes back first; the peer's "alive" is still on its way.
+	r.cluster.witness.Member = MemberAlive
+	r.at(10 * time.Second)
+	r.at(10*time.Second + RejoinGrace + DefaultPolicy().Settle - 100*time.Millisecond)
+	if len(r.journal) != 0 {
+		t.Fatalf("promoted %v after regaining quorum, before the peer's return could be gossiped: %v",
+			RejoinGrace+DefaultPolicy().Settle-100*time.Millisecond, r.journal)
+	}
+	// Still no word from the peer: it really is gone.
+	r.at(10*time.Second + RejoinGrace + DefaultPolicy().Settle)
+	if !r.c.Primary() {
+		t.Fatalf("not primary once the rejoin grace passed: %v (%s)", r.journal, r.c.Status().Reason)
+	}
+}
