@@ -319,8 +319,11 @@ func decideSecondary(in Input, quorum bool, stay func(string, ...any) Decision) 
 	case p.Member == MemberUnknown:
 		return stay("peer %s never seen: wait for it (or the admin)", p.Name)
 	}
-	// The peer is up from here on.
-	if p.Role == drbd.RolePrimary {
+	// The peer is up from here on. A peer handing over whose DRBD already
+	// shows it Secondary has demoted; its tag follows a gossip round later
+	// (and DRBD itself refuses a second primary while connected).
+	demoted := p.Intent.handingOver() && l.Conn == drbd.ConnConnected && l.PeerRole == drbd.RoleSecondary
+	if p.Role == drbd.RolePrimary && !demoted {
 		return stay("peer %s advertises primary: stay secondary (no failback)", p.Name)
 	}
 	if l.Conn != drbd.ConnConnected {

@@ -150,8 +150,9 @@ func TestDecideInvariants(t *testing.T) {
 				fail("never promote while DRBD shows a primary peer that serf has not decided gone")
 			case in.Local.Conn.Connected() != d.ForceDisconnect && in.Peer.Member.gone():
 				fail("a promotion past a dead peer forces the disconnect exactly when DRBD is still connected")
-			case in.Peer.Member.up() && in.Peer.Role == drbd.RolePrimary:
-				fail("never promote while a live peer advertises primary (no failback)")
+			case in.Peer.Member.up() && in.Peer.Role == drbd.RolePrimary &&
+				!(in.Peer.Intent != IntentNone && in.Local.Conn == drbd.ConnConnected && in.Local.PeerRole == drbd.RoleSecondary):
+				fail("never promote while a live peer advertises primary (no failback), unless it hands over and DRBD shows it demoted")
 			case in.Peer.Generation > in.Local.Generation:
 				fail("never promote a registry older than the peer's")
 			case in.Peer.Member == MemberUnknown:
@@ -312,8 +313,20 @@ func TestDecideScenarios(t *testing.T) {
 			reason: "peer san1 hands over (intent switchover) and is secondary, disk UpToDate, connected: promote",
 		},
 		{
-			name:   "switchover: peer waits while the old primary's tag still says primary",
+			name:   "switchover: peer promotes once DRBD shows the old primary demoted, before its tag follows",
 			in:     Input{Local: with(connected, func(l *Local) { l.PeerRole = drbd.RoleSecondary }), Peer: peer("san1", MemberAlive, time.Minute, drbd.RolePrimary, IntentSwitchover)},
+			want:   Promote,
+			reason: "peer san1 hands over (intent switchover) and is secondary, disk UpToDate, connected: promote",
+		},
+		{
+			name:   "switchover: peer waits while DRBD still shows the old primary primary",
+			in:     Input{Local: connected, Peer: peer("san1", MemberAlive, time.Minute, drbd.RolePrimary, IntentSwitchover)},
+			want:   Stay,
+			reason: "peer san1 is primary: stay secondary (no failback)",
+		},
+		{
+			name:   "switchover without DRBD's view (shared disk): peer waits for the tag",
+			in:     Input{Local: with(connected, func(l *Local) { l.PeerRole = drbd.RoleUnknown }), Peer: peer("san1", MemberAlive, time.Minute, drbd.RolePrimary, IntentSwitchover)},
 			want:   Stay,
 			reason: "peer san1 advertises primary: stay secondary (no failback)",
 		},

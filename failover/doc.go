@@ -60,7 +60,8 @@
 //	              (with ForceDisconnect if DRBD is still connected to it).
 //	           peer never seen -> Stay. Peer up and advertising primary -> Stay.
 //	           DRBD not Connected (still syncing or cut) -> Stay.
-//	           S8 peer hands over (standby/switchover) -> Promote.
+//	           S8 peer hands over (standby/switchover) -> Promote (once its tag, or
+//	              DRBD connected, shows it Secondary).
 //	           S9 nobody primary: peer disk not UpToDate -> Promote; else tie-break.
 //	Unknown role: Stay.
 //

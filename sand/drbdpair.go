@@ -48,6 +48,12 @@ func drbdResource(cfg appliance.Config) (drbd.Resource, error) {
 	return r, r.Validate()
 }
 
+// drbdDevice is the pair's DRBD device (/dev/drbdMINOR): the pool's only
+// physical volume.
+func drbdDevice(cfg appliance.Config) string {
+	return drbd.Resource{Minor: cfg.Pair.DRBD.Minor}.Device()
+}
+
 // drbdPair brings the DRBD resource and the LVM pool on it up to where the
 // decision loop can take over.
 type drbdPair struct {
@@ -153,13 +159,13 @@ func sizeArg(s string) string {
 // for a plain vgchange in the TCG lab, mostly waiting for udev to run its
 // rules on each new device), so LVM looks at the DRBD device only
 // (--devices), makes its device nodes itself instead of waiting for udev
-// (lvmNoUdev), and skips dmeventd (--ignoremonitoring); thin-pool
+// (lvmFast), and skips dmeventd (--ignoremonitoring); thin-pool
 // monitoring is switched on in the background once the box serves.
 func (p *drbdPair) poolStep() failover.Step {
 	vg, dir := p.cfg.Pool.VG, p.cfg.StateDir
 	meta := "/dev/" + vg + "/meta"
 	lvm := func(ctx context.Context, args ...string) error {
-		_, err := p.run.Run(ctx, "vgchange", append(args, "--devices", p.res.Device(), "--config", lvmNoUdev, vg)...)
+		_, err := p.run.Run(ctx, "vgchange", append(args, "--devices", p.res.Device(), "--config", lvmFast, vg)...)
 		return err
 	}
 	return failover.Step{
@@ -204,11 +210,12 @@ func (p *drbdPair) poolStep() failover.Step {
 	}
 }
 
-// lvmNoUdev has LVM create and remove the volume group's /dev nodes and
+// lvmFast has LVM create and remove the volume group's /dev nodes and
 // links itself (LVM's mode for systems without udev): activation does not
 // wait for udev's rules, and udev's rules leave these devices alone.
-// Activation and deactivation must both use it.
-const lvmNoUdev = "activation { udev_sync = 0 udev_rules = 0 }"
+// Activation and deactivation must both use it. thin_check skips the
+// per-block mappings (superblock and space maps are still checked).
+const lvmFast = `activation { udev_sync = 0 udev_rules = 0 } global { thin_check_options = [ "-q", "--clear-needs-check-flag", "--skip-mappings" ] }`
 
 // mounted reports whether dir is a mount point, from /proc/self/mounts.
 func mounted(dir string) bool {

@@ -72,7 +72,10 @@ func startPair(ctx context.Context, cfg appliance.Config, box *appliance.Box, lo
 		// DRBD promotion and the pool come here for pair.storage: drbd.
 		{Name: "registry and target", Start: box.Activate, Stop: box.Deactivate},
 		{Name: "vip", Start: vip.Up, Stop: vip.Down},
-		{Name: "portal unblock", Start: block.Unblock, Stop: block.Block},
+		// No block on the way down: the VIP goes next, and a box without
+		// the VIP gets no new connections to block (saves an nft call
+		// on every switchover).
+		{Name: "portal unblock", Start: block.Unblock, Stop: func(context.Context) error { return nil }},
 		{Name: "tickle initiators", Start: func(ctx context.Context) error {
 			// Best effort: without it initiators reconnect on their own
 			// retransmission, so it never fails a promotion.

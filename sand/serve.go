@@ -149,7 +149,11 @@ func newPool(cfg appliance.Config) (pool.Pool, error) {
 		}
 		return file.New(cfg.Pool.Dir, size)
 	case "lvm":
-		return &lvm.Pool{VG: cfg.Pool.VG, ThinPool: cfg.Pool.ThinPool, Run: command.Exec{}}, nil
+		p := &lvm.Pool{VG: cfg.Pool.VG, ThinPool: cfg.Pool.ThinPool, Run: command.Exec{}}
+		if cfg.Paired() && cfg.Pair.Storage == "drbd" {
+			p.Devices = []string{drbdDevice(cfg)}
+		}
+		return p, nil
 	}
 	return nil, fmt.Errorf("unknown pool kind %q", cfg.Pool.Kind)
 }

@@ -75,6 +75,23 @@ func TestTranscripts(t *testing.T) {
 	}
 }
 
+func TestDevicesLimitEveryCommand(t *testing.T) {
+	ctx := context.Background()
+	f := fakeLVM()
+	p := &Pool{VG: "sand", ThinPool: "pool", Devices: []string{"/dev/drbd0"}, Run: f}
+	if _, err := p.Create(ctx, "vm02", 1<<30); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.List(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range f.Transcript() {
+		if f := strings.Fields(c); len(f) < 3 || f[1] != "--devices" || f[2] != "/dev/drbd0" {
+			t.Errorf("%q is not limited to /dev/drbd0", c)
+		}
+	}
+}
+
 func TestListAndCapacity(t *testing.T) {
 	p := &Pool{VG: "sand", ThinPool: "pool", Run: fakeLVM()}
 	vols, err := p.List(context.Background())
