@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -15,6 +16,7 @@ import (
 	"github.com/sand-appliance/sand/appliance/command"
 	"github.com/sand-appliance/sand/drbd"
 	"github.com/sand-appliance/sand/failover"
+	"github.com/sand-appliance/sand/iscsi/lio"
 )
 
 // drbdResource is the pair's DRBD resource as the node config describes it:
@@ -186,6 +188,9 @@ func (p *drbdPair) poolStep() failover.Step {
 					return fmt.Errorf("mount the metadata volume %s on %s: %w", meta, dir, err)
 				}
 			}
+			if err := p.mountDBRoot(); err != nil {
+				return err
+			}
 			p.log.Info("pool active", "vg", vg, "vgchange", time.Since(t0)-time.Since(t1), "mount", time.Since(t1))
 			go func() {
 				mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
@@ -197,6 +202,11 @@ func (p *drbdPair) poolStep() failover.Step {
 			return nil
 		},
 		Stop: func(ctx context.Context) error {
+			if mounted(lio.DefaultDBRoot) {
+				if err := syscall.Unmount(lio.DefaultDBRoot, 0); err != nil {
+					return fmt.Errorf("unmount LIO's dbroot %s: %w", lio.DefaultDBRoot, err)
+				}
+			}
 			if mounted(dir) {
 				if err := syscall.Unmount(dir, 0); err != nil {
 					return fmt.Errorf("unmount the metadata volume from %s: %w", dir, err)
@@ -208,6 +218,27 @@ func (p *drbdPair) poolStep() failover.Step {
 			return nil
 		},
 	}
+}
+
+// mountDBRoot puts LIO's dbroot (persistent reservations, ALUA state) on
+// the replicated metadata volume: a bind mount over the kernel's default,
+// because the kernel takes a new dbroot only before iscsi_target_mod
+// loads, and the image loads it at boot. The LIO driver restores the
+// recorded reservations when it creates each device.
+func (p *drbdPair) mountDBRoot() error {
+	if p.cfg.Target.Driver != "lio" || mounted(lio.DefaultDBRoot) {
+		return nil
+	}
+	src := filepath.Join(p.cfg.StateDir, "lio-dbroot")
+	for _, d := range []string{src, lio.DefaultDBRoot} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return fmt.Errorf("create %s: %w", d, err)
+		}
+	}
+	if err := syscall.Mount(src, lio.DefaultDBRoot, "", syscall.MS_BIND, ""); err != nil {
+		return fmt.Errorf("bind LIO's dbroot %s to %s on the metadata volume: %w", lio.DefaultDBRoot, src, err)
+	}
+	return nil
 }
 
 // lvmFast has LVM create and remove the volume group's /dev nodes and

@@ -38,6 +38,9 @@ type wantBackstore struct {
 	size   int64 // fd_dev_size for a regular file
 	serial string
 	usedBy string // "iqn LUN n", for messages
+	// aptpl are the persistent reservations (APTPL) recorded for this
+	// device in the dbroot, restored when the backstore is created.
+	aptpl []string
 }
 
 // wantTarget is one iSCSI target the group needs.

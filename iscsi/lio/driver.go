@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"path"
 	"strings"
@@ -19,9 +20,10 @@ var ErrNotLoaded = errors.New("LIO configfs tree is missing: load target_core_mo
 // ErrBusy means a backstore still holds a backing device open.
 var ErrBusy = errors.New("LIO still holds backing devices")
 
-// defaultDBRoot is the kernel's dbroot when /etc/target is missing at load
-// time (LAB.md), used when the attribute cannot be read.
-const defaultDBRoot = "/var/target"
+// DefaultDBRoot is the kernel's dbroot when /etc/target is missing at load
+// time (LAB.md), used when the attribute cannot be read. A pair bind-mounts
+// a directory of the replicated metadata volume over it while primary.
+const DefaultDBRoot = "/var/target"
 
 // Driver is the LIO implementation of iscsi.Driver. It writes configfs
 // directly through FS. Its methods are serialised, so a reader never sees
@@ -103,6 +105,9 @@ func (d *Driver) Apply(ctx context.Context, tg iscsi.TargetGroup) error {
 	if err := d.prepareDBRoot(l); err != nil {
 		return fmt.Errorf("apply LIO target group: %w", err)
 	}
+	if err := d.loadAPTPL(l, w); err != nil {
+		return fmt.Errorf("apply LIO target group: %w", err)
+	}
 	steps := planApply(l, w)
 	n, err := d.run(ctx, steps)
 	if err != nil {
@@ -112,23 +117,95 @@ func (d *Driver) Apply(ctx context.Context, tg iscsi.TargetGroup) error {
 	return nil
 }
 
+// dbrootDir is the dbroot LIO uses: the configured one, else the live
+// one, else the kernel's default.
+func (d *Driver) dbrootDir(l *live) string {
+	switch {
+	case d.dbroot != "":
+		return d.dbroot
+	case l.dbroot != "":
+		return l.dbroot
+	}
+	return DefaultDBRoot
+}
+
 // prepareDBRoot makes the pr/ and alua/ directories under the dbroot LIO
 // will use: without pr/, PERSISTENT RESERVE OUT fails with NOT READY
 // (LAB.md), and the kernel accepts a dbroot only if the directory exists.
 func (d *Driver) prepareDBRoot(l *live) error {
-	dir := d.dbroot
-	if dir == "" {
-		dir = l.dbroot
-	}
-	if dir == "" {
-		dir = defaultDBRoot
-	}
+	dir := d.dbrootDir(l)
 	for _, sub := range []string{"pr", "alua"} {
 		if err := d.host.MkdirAll(path.Join(dir, sub)); err != nil {
 			return fmt.Errorf("prepare LIO dbroot %s: %w", dir, err)
 		}
 	}
 	return nil
+}
+
+// loadAPTPL reads the persistent reservations LIO recorded for each
+// device (pr/aptpl_SERIAL under the dbroot; on the replicated metadata
+// volume in a pair), so a backstore made anew, on this box after a
+// failover, gets them back before it is exported. LIO itself writes the
+// files but never reads them (targetcli restores them the same way).
+func (d *Driver) loadAPTPL(l *live, w *desired) error {
+	dir := d.dbrootDir(l)
+	for _, wb := range w.backstores {
+		file := path.Join(dir, "pr", "aptpl_"+wb.serial)
+		data, err := d.host.ReadFile(file)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("read persistent reservations of %s: %w", wb.usedBy, err)
+		}
+		regs, err := ParseAPTPL(data)
+		if err != nil {
+			// A damaged file must not keep the LUN from being served.
+			d.log.Warn("persistent reservations not restored", "file", file, "err", err)
+			continue
+		}
+		wb.aptpl = regs
+	}
+	return nil
+}
+
+// ParseAPTPL splits LIO's APTPL file (PR_REG_START: n ... PR_REG_END: n
+// blocks of key=value lines) into one res_aptpl_metadata string per
+// registration, keys joined with commas as the kernel's parser takes them.
+func ParseAPTPL(data []byte) ([]string, error) {
+	var regs []string
+	var cur []string
+	in := false
+	for i, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		switch {
+		case line == "" || line == "\x00":
+			continue
+		case strings.HasPrefix(line, "PR_REG_START:"):
+			if in {
+				return nil, fmt.Errorf("APTPL line %d: PR_REG_START inside a registration", i+1)
+			}
+			in, cur = true, nil
+		case strings.HasPrefix(line, "PR_REG_END:"):
+			if !in {
+				return nil, fmt.Errorf("APTPL line %d: PR_REG_END without PR_REG_START", i+1)
+			}
+			regs = append(regs, strings.Join(cur, ","))
+			in = false
+		case !in:
+			return nil, fmt.Errorf("APTPL line %d: %q outside a registration", i+1, line)
+		default:
+			k, v, ok := strings.Cut(line, "=")
+			if !ok || k == "" || strings.ContainsAny(v, ",") {
+				return nil, fmt.Errorf("APTPL line %d: %q is not key=value", i+1, line)
+			}
+			cur = append(cur, line)
+		}
+	}
+	if in {
+		return nil, errors.New("APTPL file ends inside a registration")
+	}
+	return regs, nil
 }
 
 // Stop implements iscsi.Driver: it removes every iSCSI target and every

@@ -644,3 +644,97 @@ func TestSecretsNotLogged(t *testing.T) {
 		t.Error("log does not show the CHAP writes at debug level")
 	}
 }
+
+// An APTPL file as LIO writes it (core_scsi3_update_aptpl_buf): two
+// registrations, the first holding the reservation.
+const aptplFile = `PR_REG_START: 0
+initiator_fabric=iSCSI
+initiator_node=iqn.2026-11.org.example:dom0-a
+sa_res_key=3735928559
+res_holder=1
+res_type=05
+res_scope=00
+res_all_tg_pt=0
+mapped_lun=0
+target_fabric=iSCSI
+target_node=iqn.2026-11.org.sand-appliance:vm1
+tpgt=1
+port_rtpi=1
+target_lun=0
+PR_REG_END: 0
+PR_REG_START: 1
+initiator_fabric=iSCSI
+initiator_node=iqn.2026-11.org.example:dom0-b
+sa_res_key=3735928560
+res_holder=0
+mapped_lun=0
+target_fabric=iSCSI
+target_node=iqn.2026-11.org.sand-appliance:vm1
+tpgt=1
+port_rtpi=1
+target_lun=0
+PR_REG_END: 1
+`
+
+// TestAPTPLFollowsTheDBRoot: a backstore made on a box whose dbroot (the
+// replicated metadata volume in a pair) holds reservations for its serial
+// gets them back before its LUN is exported; a damaged file is skipped.
+func TestAPTPLFollowsTheDBRoot(t *testing.T) {
+	r := newRig(t)
+	r.host.content["/var/target/pr/aptpl_5a4e4c4142303031"] = aptplFile
+	r.host.content["/var/target/pr/aptpl_5a4e4c4142303032"] = "PR_REG_START: 0\ninitiator_node=x\n" // cut short
+	if err := r.d.Apply(context.Background(), baseGroup()); err != nil {
+		t.Fatal(err)
+	}
+	ops := r.k.takeOps()
+	var restored []int
+	link := -1
+	for i, op := range ops {
+		if strings.HasPrefix(op, "write core/fileio_0/vm1/pr/res_aptpl_metadata ") {
+			restored = append(restored, i)
+		}
+		if strings.HasPrefix(op, "symlink iscsi/"+iqnA+"/tpgt_1/lun/lun_0/") {
+			link = i
+		}
+		if strings.Contains(op, "vm2/pr/res_aptpl_metadata") {
+			t.Errorf("restored a damaged APTPL file: %s", op)
+		}
+	}
+	if len(restored) != 2 || link < 0 || restored[1] > link {
+		t.Fatalf("want 2 registrations restored before the LUN links the device (link at %d), got %v:\n%s", link, restored, strings.Join(ops, "\n"))
+	}
+	got := r.k.devs["core/fileio_0/vm1"].aptpl
+	want := []string{
+		"initiator_fabric=iSCSI,initiator_node=iqn.2026-11.org.example:dom0-a,sa_res_key=3735928559,res_holder=1,res_type=05,res_scope=00,res_all_tg_pt=0,mapped_lun=0,target_fabric=iSCSI,target_node=iqn.2026-11.org.sand-appliance:vm1,tpgt=1,port_rtpi=1,target_lun=0",
+		"initiator_fabric=iSCSI,initiator_node=iqn.2026-11.org.example:dom0-b,sa_res_key=3735928560,res_holder=0,mapped_lun=0,target_fabric=iSCSI,target_node=iqn.2026-11.org.sand-appliance:vm1,tpgt=1,port_rtpi=1,target_lun=0",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("registrations given to the kernel (-want +got):\n%s", diff)
+	}
+	// A second Apply keeps the device and writes no registration again.
+	if err := r.d.Apply(context.Background(), baseGroup()); err != nil {
+		t.Fatal(err)
+	}
+	for _, op := range r.k.takeOps() {
+		if strings.Contains(op, "res_aptpl_metadata") {
+			t.Errorf("second Apply restored again: %s", op)
+		}
+	}
+}
+
+func TestParseAPTPLRejectsDamage(t *testing.T) {
+	for _, bad := range []string{
+		"initiator_node=x\n",
+		"PR_REG_START: 0\nPR_REG_START: 1\n",
+		"PR_REG_END: 0\n",
+		"PR_REG_START: 0\nnot a pair\nPR_REG_END: 0\n",
+		"PR_REG_START: 0\ninitiator_node=a,b\nPR_REG_END: 0\n",
+	} {
+		if regs, err := ParseAPTPL([]byte(bad)); err == nil {
+			t.Errorf("ParseAPTPL(%q) = %q, want an error", bad, regs)
+		}
+	}
+	if regs, err := ParseAPTPL(nil); err != nil || len(regs) != 0 {
+		t.Errorf("empty file: %q, %v", regs, err)
+	}
+}

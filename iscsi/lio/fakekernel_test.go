@@ -59,6 +59,7 @@ type fakeDev struct {
 	enabled          bool
 	serial           string
 	exports          int
+	aptpl            []string // registrations restored through res_aptpl_metadata
 }
 
 // newFakeKernel returns configfs as it looks with target_core_mod loaded
@@ -185,7 +186,7 @@ func (k *fakeKernel) Mkdir(name string) error {
 		k.mkAttrs(name, map[string]string{"control": "", "alias": "", "udev_path": "", "enable": "0\n", "alua_lu_gp": "LU Group Alias: default_lu_gp\nLU Group ID: 0\n", "lba_map": ""})
 		k.mkAttrs(name+"/attrib", map[string]string{"emulate_write_cache": "0\n", "emulate_fua_write": "1\n", "block_size": "512\n", "hw_block_size": "512\n", "queue_depth": "128\n", "emulate_tpu": "0\n"})
 		k.mkAttrs(name+"/wwn", map[string]string{"vpd_unit_serial": "T10 VPD Unit Serial Number: \n", "vpd_protocol_identifier": "", "vpd_assoc_logical_unit": ""})
-		k.mkAttrs(name+"/pr", map[string]string{"res_type": "SPC3_PERSISTENT_RESERVATIONS\n", "res_holder": "No SPC-3 Reservation holder\n"})
+		k.mkAttrs(name+"/pr", map[string]string{"res_type": "SPC3_PERSISTENT_RESERVATIONS\n", "res_holder": "No SPC-3 Reservation holder\n", "res_aptpl_metadata": ""})
 		k.renderDev(name)
 	case "fabric":
 		k.fabricLoaded = true
@@ -289,7 +290,7 @@ func (k *fakeKernel) WriteFile(name string, data []byte) error {
 	v := string(data)
 	dir, base := path.Dir(name), path.Base(name)
 	devName := dir
-	if b := path.Base(dir); b == "wwn" || b == "attrib" {
+	if b := path.Base(dir); b == "wwn" || b == "attrib" || b == "pr" {
 		devName = path.Dir(dir)
 	}
 	dev := k.devs[devName]
@@ -340,6 +341,13 @@ func (k *fakeKernel) WriteFile(name string, data []byte) error {
 		}
 		dev.serial = s
 		k.renderDev(devName)
+	case dev != nil && base == "res_aptpl_metadata":
+		// target_pr_res_aptpl_metadata_store: not while exported, and
+		// initiator_node, target_node and sa_res_key are required.
+		if dev.exports > 0 || !strings.Contains(v, "initiator_node=") || !strings.Contains(v, "target_node=") || !strings.Contains(v, "sa_res_key=") {
+			return perr("write", name, syscall.EINVAL)
+		}
+		dev.aptpl = append(dev.aptpl, v)
 	case k.objects[dir] == "tpg" && base == "enable":
 		b, err := strconv.ParseBool(strings.TrimSpace(v))
 		if err != nil {
@@ -526,14 +534,23 @@ func (k *fakeKernel) takeOps() []string {
 // fakeHost is Host for tests: a set of existing backing paths and the
 // directories made, recorded into the kernel's transcript.
 type fakeHost struct {
-	k     *fakeKernel
-	files map[string]bool // path -> is a block device
-	dirs  map[string]bool
-	fail  error
+	k       *fakeKernel
+	files   map[string]bool // path -> is a block device
+	dirs    map[string]bool
+	content map[string]string // dbroot files
+	fail    error
 }
 
 func newFakeHost(k *fakeKernel) *fakeHost {
-	return &fakeHost{k: k, files: map[string]bool{}, dirs: map[string]bool{}}
+	return &fakeHost{k: k, files: map[string]bool{}, dirs: map[string]bool{}, content: map[string]string{}}
+}
+
+func (h *fakeHost) ReadFile(p string) ([]byte, error) {
+	c, ok := h.content[p]
+	if !ok {
+		return nil, &fs.PathError{Op: "open", Path: p, Err: syscall.ENOENT}
+	}
+	return []byte(c), nil
 }
 
 // add makes a backing store exist.

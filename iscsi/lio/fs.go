@@ -149,6 +149,8 @@ type Host interface {
 	IsBlockDevice(path string) (bool, error)
 	// MkdirAll creates the directory path and its parents.
 	MkdirAll(path string) error
+	// ReadFile reads a file of the dbroot (persistent reservations).
+	ReadFile(path string) ([]byte, error)
 }
 
 // OSHost is Host on the local filesystem.
@@ -169,6 +171,9 @@ func (OSHost) IsBlockDevice(p string) (bool, error) {
 		return false, &fs.PathError{Op: "stat", Path: p, Err: fmt.Errorf("not a regular file or block device (mode %v)", fi.Mode())}
 	}
 }
+
+// ReadFile implements Host.
+func (OSHost) ReadFile(p string) ([]byte, error) { return os.ReadFile(p) }
 
 // MkdirAll implements Host. The directories hold persistent reservation
 // state, so only root may read them.

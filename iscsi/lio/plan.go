@@ -330,6 +330,11 @@ func (p *planner) createBackstore(wb *wantBackstore) {
 	p.write(join(bp, "wwn", "vpd_unit_serial"), wb.serial, why)
 	p.write(join(bp, "attrib", "emulate_write_cache"), "0", why)
 	p.write(join(bp, "enable"), "1", why)
+	// Reservations go back before any LUN exports the device: the kernel
+	// refuses res_aptpl_metadata once it is exported.
+	for _, reg := range wb.aptpl {
+		p.write(join(bp, "pr", "res_aptpl_metadata"), reg, why+": restore a persistent reservation (APTPL) from the dbroot")
+	}
 	p.check(bp, why, func(f FS) error { return verifyBackstore(f, wb) })
 }
 
