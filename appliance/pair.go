@@ -78,6 +78,14 @@ func (c Config) validatePair() error {
 			return fmt.Errorf("config pair.witness: %w", err)
 		}
 	}
+	for _, t := range p.PingTargets {
+		if _, err := netip.ParseAddr(t); err != nil {
+			return fmt.Errorf("config pair.ping_targets entry %q must be an IP address, e.g. the gateway 10.0.0.1", t)
+		}
+	}
+	if p.Witness != "" && len(p.PingTargets) > 0 {
+		return fmt.Errorf("config pair has both a witness and ping_targets: the witness is the third vote, remove ping_targets (or the witness, to fall back to pingd's rule)")
+	}
 	if _, err := netip.ParseAddrPort(p.SerfBind); err != nil {
 		return fmt.Errorf("config pair.serf_bind %q must be ip:port, e.g. 10.0.0.11:7946", p.SerfBind)
 	}

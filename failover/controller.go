@@ -44,6 +44,16 @@ const RejoinGrace = 2 * time.Second
 // demotes; it must stay well below Policy.Settle.
 const QuorumGrace = 600 * time.Millisecond
 
+// RetryBackoff is the wait before promotion try n+1 after n failed in a
+// row: 500 ms doubling up to 10 s.
+func RetryBackoff(failures int) time.Duration {
+	d := 500 * time.Millisecond
+	for i := 1; i < failures && d < 10*time.Second; i++ {
+		d *= 2
+	}
+	return min(d, 10*time.Second)
+}
+
 // Recorder takes events for the box's events log (and the journal).
 type Recorder func(kind, format string, args ...any)
 
@@ -64,8 +74,11 @@ type Controller struct {
 	PeerName    string
 	WitnessName string // "" without a witness
 	Members     Cluster
-	Storage     Storage
-	Group       *Group
+	// Ping is the ping targets' view (a Pinger), for a pair without a
+	// witness; nil otherwise.
+	Ping    func(now time.Time) Ping
+	Storage Storage
+	Group   *Group
 	// Generation is the registry generation this box holds.
 	Generation func() uint64
 	Record     Recorder
@@ -75,12 +88,16 @@ type Controller struct {
 	Tick time.Duration
 	Now  func() time.Time
 
-	mu       sync.Mutex
-	intent   Intent
-	primary  bool // the resource group is started
-	last     Decision
-	lastIn   Input
+	mu      sync.Mutex
+	intent  Intent
+	primary bool // the resource group is started
+	last    Decision
+	lastIn  Input
+	// failures counts promotions failed in a row; retryAt holds the next
+	// try back, so a step that keeps failing (a damaged pool, say) does
+	// not spin the box's CPU and starve its gossip.
 	failures int
+	retryAt  time.Time
 	// quorumLost is when this box last lost quorum (zero while it holds it).
 	quorumLost time.Time
 	// quorumSince is when this box last gained quorum (zero without it).
@@ -234,6 +251,9 @@ func (c *Controller) step(ctx context.Context) {
 	intent := c.intent
 	c.mu.Unlock()
 	in := Input{Now: c.Now(), Local: local, Peer: peer, Witness: witness, Intent: intent, Policy: c.Policy}
+	if c.Ping != nil {
+		in.Ping = c.Ping(in.Now)
+	}
 	// A box that was cut off saw the peer fail while it had no quorum; when
 	// it gets quorum back (the witness first, say), that old failure must
 	// not count as settled, or it would promote beside a live primary
@@ -282,16 +302,21 @@ func (c *Controller) step(ctx context.Context) {
 	if d.Action == Stay && local.Role == drbd.RolePrimary && !c.Primary() {
 		d = Decision{Action: Promote, Reason: "DRBD is primary here but the resource group is not running: adopt it", Quorum: d.Quorum}
 	}
+	if d.Action == Promote && now.Before(c.retryAt) {
+		d = Decision{Action: Stay, Quorum: d.Quorum, Reason: fmt.Sprintf("%d promotions failed in a row, next try in %s: %s", c.failures, c.retryAt.Sub(now).Round(time.Millisecond), d.Reason)}
+	}
 	switch d.Action {
 	case Promote:
 		c.Record(EventDecision, "%s", d.Reason)
 		timings, err := c.promote(ctx, d)
 		if err != nil {
-			c.Record(EventStepFailed, "promotion failed and was rolled back: %v (%s)", err, timingText(timings))
 			c.failures++
+			c.retryAt = c.Now().Add(RetryBackoff(c.failures))
+			c.Record(EventStepFailed, "promotion failed and was rolled back: %v (%s); next try in %s", err, timingText(timings), RetryBackoff(c.failures))
 		} else {
 			c.setPrimary(true)
 			c.mu.Lock()
+			c.failures, c.retryAt = 0, time.Time{}
 			c.promotions++
 			c.mu.Unlock()
 			c.Record(EventPromoted, "%s is primary (%s)", c.Name, timingText(timings))

@@ -161,7 +161,7 @@ func TestControllerFailedPromotionRollsBackAndStillListens(t *testing.T) {
 	r.cluster.peer.Member, r.cluster.peer.Since = MemberFailed, t0
 	r.at(0)
 	r.at(1100 * time.Millisecond)
-	want := []string{"disconnect --force", "start drbd", "start target", "start vip", "stop target", "stop drbd", "connect"}
+	want := []string{"disconnect --force", "start drbd", "start target", "start vip", "stop vip", "stop target", "stop drbd", "connect"}
 	if diff := cmp.Diff(want, r.journal); diff != "" {
 		t.Fatalf("failed promotion (-want +got):\n%s", diff)
 	}
@@ -170,6 +170,38 @@ func TestControllerFailedPromotionRollsBackAndStillListens(t *testing.T) {
 	}
 	if !strings.Contains(strings.Join(r.events, " "), EventStepFailed) {
 		t.Errorf("events %v lack %s", r.events, EventStepFailed)
+	}
+}
+
+// A promotion that keeps failing is retried after 0.5, 1, 2, 4 ... s (at
+// most 10 s), not every tick: a spinning box starves its own gossip.
+func TestControllerBacksOffFailedPromotions(t *testing.T) {
+	r := newRig(t, "vip")
+	r.link.local.Conn, r.link.local.PeerRole, r.link.local.PeerDisk = drbd.ConnWFConnection, drbd.RoleUnknown, drbd.DiskDUnknown
+	r.cluster.peer.Member, r.cluster.peer.Since = MemberFailed, t0
+	var tries []time.Duration
+	for d := 1100 * time.Millisecond; d < 40*time.Second; d += 100 * time.Millisecond {
+		before := len(r.journal)
+		r.at(d)
+		if len(r.journal) > before {
+			tries = append(tries, d)
+		}
+	}
+	for i := len(tries) - 1; i >= 0; i-- {
+		tries[i] -= tries[0] // relative to the first try
+	}
+	want := []time.Duration{0, 500 * time.Millisecond, 1500 * time.Millisecond, 3500 * time.Millisecond, 7500 * time.Millisecond,
+		15500 * time.Millisecond, 25500 * time.Millisecond, 35500 * time.Millisecond}
+	if diff := cmp.Diff(want, tries); diff != "" {
+		t.Fatalf("promotion tries after the first, (-want +got):\n%s", diff)
+	}
+	r.c.Group.Steps = r.c.Group.Steps[:2] // the failing step is mended
+	r.at(50 * time.Second)
+	if !r.c.Primary() {
+		t.Fatal("no promotion once the step works again")
+	}
+	if r.c.failures != 0 {
+		t.Errorf("failures %d after a promotion", r.c.failures)
 	}
 }
 

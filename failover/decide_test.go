@@ -148,8 +148,10 @@ func TestDecideInvariants(t *testing.T) {
 				fail("only a secondary promotes")
 			case in.Local.Conn.Connected() && in.Local.PeerRole == drbd.RolePrimary && !in.Peer.Member.gone():
 				fail("never promote while DRBD shows a primary peer that serf has not decided gone")
-			case in.Local.Conn.Connected() != d.ForceDisconnect && in.Peer.Member.gone():
-				fail("a promotion past a dead peer forces the disconnect exactly when DRBD is still connected")
+			case in.Witness.Configured && in.Local.Conn.Connected() != d.ForceDisconnect && in.Peer.Member.gone():
+				fail("with a witness, a promotion past a dead peer forces the disconnect exactly when DRBD is still connected")
+			case !in.Witness.Configured && in.Peer.Member.gone() && in.Local.Conn.Connected() && in.Local.PeerRole != drbd.RoleSecondary:
+				fail("without a witness, never promote past a peer that DRBD still sees connected and not Secondary (a cut gossip path)")
 			case in.Peer.Member.up() && in.Peer.Role == drbd.RolePrimary &&
 				!(in.Peer.Intent != IntentNone && in.Local.Conn == drbd.ConnConnected && in.Local.PeerRole == drbd.RoleSecondary):
 				fail("never promote while a live peer advertises primary (no failback), unless it hands over and DRBD shows it demoted")
@@ -163,8 +165,8 @@ func TestDecideInvariants(t *testing.T) {
 				fail("with a live peer, promote only when DRBD is connected and in sync")
 			}
 		}
-		if d.ForceDisconnect && (d.Action != Promote || !in.Peer.Member.gone() || !q) {
-			fail("force a disconnect only to promote past a peer decided gone with quorum")
+		if d.ForceDisconnect && (d.Action != Promote || !in.Peer.Member.gone() || !q || !in.Witness.Configured) {
+			fail("force a disconnect only to promote past a peer decided gone with quorum, the witness's")
 		}
 		if d.Action == Demote && in.Local.Role != drbd.RolePrimary {
 			fail("only a primary demotes")
@@ -250,6 +252,18 @@ func TestDecideScenarios(t *testing.T) {
 			in:     Input{Local: isolated, Peer: peer("san2", MemberFailed, time.Second, drbd.RoleSecondary, IntentNone), Witness: witness(MemberAlive)},
 			want:   Stay,
 			reason: "primary, quorum held (peer failed, witness alive)",
+		},
+		{
+			name:   "no witness, gossip cut but DRBD still sees a primary peer: stay",
+			in:     Input{Local: connected, Peer: peer("san1", MemberFailed, 5*time.Second, drbd.RolePrimary, IntentNone), Ping: Ping{Targets: 1, Reachable: 1}},
+			want:   Stay,
+			reason: "peer san1 failed 5s ago but DRBD is still Connected to it (peer Primary) and no witness confirms its death: wait for DRBD to lose it",
+		},
+		{
+			name:   "no witness, the isolated primary stood down, DRBD still connected: promote without forcing",
+			in:     Input{Local: with(connected, func(l *Local) { l.PeerRole = drbd.RoleSecondary }), Peer: peer("san1", MemberFailed, 5*time.Second, drbd.RolePrimary, IntentNone), Ping: Ping{Targets: 1, Reachable: 1}},
+			want:   Promote,
+			reason: "peer san1 failed 5s ago, peer failed, ping 1/1, disk UpToDate, DRBD connected to it as Secondary (it stood down): promote",
 		},
 		{
 			name:   "no witness, gateway unreachable: isolated primary demotes",

@@ -57,7 +57,10 @@
 //	           S5 DRBD connected to a primary peer serf has not decided gone -> Stay.
 //	           S6 peer generation > local -> Stay.
 //	           S7 peer failed/left: Stay until Settle has passed since, then Promote
-//	              (with ForceDisconnect if DRBD is still connected to it).
+//	              (with ForceDisconnect if DRBD is still connected to it). Without a
+//	              witness (ping targets) never ForceDisconnect: while DRBD is still
+//	              connected to the peer, Promote only once it shows the peer
+//	              Secondary (it stood down), else Stay until DRBD loses it too.
 //	           peer never seen -> Stay. Peer up and advertising primary -> Stay.
 //	           DRBD not Connected (still syncing or cut) -> Stay.
 //	           S8 peer hands over (standby/switchover) -> Promote (once its tag, or
@@ -84,9 +87,13 @@
 // memberlist's indirect probes, so a peer that only lost the direct path is
 // refuted rather than declared failed. Without a witness, sand falls back to
 // the classic pingd rule: a box that reaches none of its ping targets (the
-// gateway) has no quorum. That is only as safe as pingd was: if the boxes
-// lose each other but both still reach the gateway, both have quorum, and
-// only fencing (below) keeps the data safe. Configure a witness.
+// gateway) has no quorum. Ping targets vouch only for a box's own reach:
+// if the boxes lose each other's gossip but both still reach the gateway,
+// both have quorum. So without a witness a secondary never forces DRBD's
+// link down (S7): while the replication link still shows the peer, the
+// peer lives, and fence-peer confirms a gone peer only with quorum. On a
+// shared disk (no second path) such a partition is pingd's old weakness.
+// Configure a witness.
 //
 // # Fencing: acknowledged writes are never lost
 //

@@ -31,9 +31,12 @@ type Group struct {
 	Log   *slog.Logger
 }
 
-// Start starts every step in order. If one fails, the steps already
-// started are stopped again in reverse order, so a failed promotion leaves
-// the box as it was (secondary, no VIP, no target).
+// Start starts every step in order. If one fails, it and the steps
+// already started are stopped again in reverse order, so a failed
+// promotion leaves the box as it was (secondary, no VIP, no target). The
+// failed step is stopped too: it may have got half way (a volume group
+// whose thin pool failed its check still holds the DRBD device open, and
+// DRBD then refuses to demote: seen in the VM lab).
 func (g *Group) Start(ctx context.Context) ([]StepTiming, error) {
 	var timings []StepTiming
 	for i, s := range g.Steps {
@@ -45,7 +48,7 @@ func (g *Group) Start(ctx context.Context) ([]StepTiming, error) {
 			continue
 		}
 		g.Log.Error("resource failed to start; rolling back", "step", s.Name, "err", err)
-		rollback, rerr := g.stop(ctx, g.Steps[:i])
+		rollback, rerr := g.stop(ctx, g.Steps[:i+1])
 		timings = append(timings, rollback...)
 		err = fmt.Errorf("start %s: %w", s.Name, err)
 		if rerr != nil {

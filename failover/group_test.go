@@ -45,7 +45,7 @@ func TestGroupOrder(t *testing.T) {
 		{name: "start in order", start: true, want: []string{"start drbd", "start pool", "start target", "start vip"}},
 		{name: "stop in reverse", want: []string{"stop vip", "stop target", "stop pool", "stop drbd"}},
 		{name: "failed start rolls back", start: true, failStart: "target", wantErr: true,
-			want: []string{"start drbd", "start pool", "start target", "stop pool", "stop drbd"}},
+			want: []string{"start drbd", "start pool", "start target", "stop target", "stop pool", "stop drbd"}},
 		{name: "failed stop halts before drbd", failStop: "target", wantErr: true,
 			want: []string{"stop vip", "stop target"}},
 	}

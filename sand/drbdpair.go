@@ -245,8 +245,12 @@ func (p *drbdPair) mountDBRoot() error {
 // links itself (LVM's mode for systems without udev): activation does not
 // wait for udev's rules, and udev's rules leave these devices alone.
 // Activation and deactivation must both use it. thin_check skips the
-// per-block mappings (superblock and space maps are still checked).
-const lvmFast = `activation { udev_sync = 0 udev_rules = 0 } global { thin_check_options = [ "-q", "--clear-needs-check-flag", "--skip-mappings" ] }`
+// per-block mappings (superblock and space maps are still checked); it
+// refuses --clear-needs-check-flag together with --skip-mappings ("cannot
+// perform fix without a full examination": every promotion failed in the
+// VM lab), so a pool the kernel flagged needs_check stays flagged (and
+// read-only) until the admin runs a full check.
+const lvmFast = `activation { udev_sync = 0 udev_rules = 0 } global { thin_check_options = [ "-q", "--skip-mappings" ] }`
 
 // mounted reports whether dir is a mount point, from /proc/self/mounts.
 func mounted(dir string) bool {

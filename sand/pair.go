@@ -24,6 +24,7 @@ type pair struct {
 	members *failover.Membership
 	vip     failover.VIP
 	drbd    *failover.DRBDStorage // nil for shared storage
+	ping    *failover.Pinger      // nil with a witness or no ping targets
 	done    chan error
 }
 
@@ -101,6 +102,20 @@ func startPair(ctx context.Context, cfg appliance.Config, box *appliance.Box, lo
 		},
 		Record: record, Log: log, Policy: failover.DefaultPolicy(), Now: time.Now,
 	}
+	// Without a witness, the ping targets are the third vote (pingd's
+	// rule); with one, they are ignored (Validate says so).
+	var pinger *failover.Pinger
+	if p.Witness == "" && len(p.PingTargets) > 0 {
+		if pinger, err = failover.NewPinger(p.PingTargets, log); err != nil {
+			return nil, fmt.Errorf("config pair.ping_targets: %w", err)
+		}
+		ctrl.Ping = pinger.View
+		go func() {
+			if err := pinger.Run(ctx); err != nil {
+				log.Error("ping targets: no quorum through them", "err", err)
+			}
+		}()
+	}
 	var drbdStorage *failover.DRBDStorage
 	var outdate func(*pair) failover.QueryHandler
 	switch p.Storage {
@@ -131,7 +146,7 @@ func startPair(ctx context.Context, cfg appliance.Config, box *appliance.Box, lo
 		return nil, err
 	}
 	go joinUntilDone(ctx, members, p.Join, log)
-	pr := &pair{cfg: cfg, ctrl: ctrl, members: members, vip: vip, drbd: drbdStorage, done: make(chan error, 1)}
+	pr := &pair{cfg: cfg, ctrl: ctrl, members: members, vip: vip, drbd: drbdStorage, ping: pinger, done: make(chan error, 1)}
 	if outdate != nil {
 		members.SetQueryHandler(outdate(pr))
 	}
@@ -243,6 +258,12 @@ func (p *pair) State(ctx context.Context) ui.PairState {
 	if witness.Configured {
 		s.Witness = &ui.WitnessState{Name: witness.Name, Reachable: witness.Member == failover.MemberAlive}
 	}
+	if p.ping != nil {
+		s.Ping = &ui.PingState{Reachable: p.ping.View(time.Now()).Reachable}
+		for _, t := range p.ping.Targets {
+			s.Ping.Targets = append(s.Ping.Targets, t.String())
+		}
+	}
 	if p.drbd != nil {
 		if st, split, err := p.drbd.Status(ctx); err == nil {
 			s.DRBD = &ui.DRBDState{
@@ -316,7 +337,8 @@ const FenceWait = 15 * time.Second
 
 // FencePeer makes sure the peer cannot be promoted with older data: it
 // asks the peer to outdate its disk over the gossip network (the other
-// path), or, once the peer is gone, confirms that with the witness's vote.
+// path), or, once the peer is gone, confirms that with quorum (the
+// witness's vote, or without a witness a ping target that answers).
 // It retries until one of them answers or FenceWait has passed.
 func (p *pair) FencePeer(ctx context.Context) (string, error) {
 	if p.drbd == nil {
@@ -346,11 +368,15 @@ func (p *pair) fenceOnce(ctx context.Context) (string, error) {
 	peer, witness := p.members.View(p.cfg.Pair.Peer, p.cfg.Pair.Witness)
 	gone := peer.Member == failover.MemberFailed || peer.Member == failover.MemberLeft
 	if gone {
-		if witness.Configured && witness.Member == failover.MemberAlive {
-			p.ctrl.Record(failover.EventDecision, "fence-peer: %s is %s and the witness agrees: fenced", peer.Name, peer.Member)
+		in := failover.Input{Peer: peer, Witness: witness}
+		if p.ping != nil {
+			in.Ping = p.ping.View(time.Now())
+		}
+		if failover.HasQuorum(in) {
+			p.ctrl.Record(failover.EventDecision, "fence-peer: %s is %s and this box has quorum (%s): fenced", peer.Name, peer.Member, failover.QuorumText(in))
 			return fenceDead, nil
 		}
-		return "", fmt.Errorf("%s is %s but no witness confirms it", peer.Name, peer.Member)
+		return "", fmt.Errorf("%s is %s but nothing confirms it (no quorum: %s)", peer.Name, peer.Member, failover.QuorumText(in))
 	}
 	ask, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()

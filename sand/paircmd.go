@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -95,6 +96,9 @@ func showPair(w *tabwriter.Writer, p ui.PairView) {
 	}
 	if p.Witness != nil {
 		fmt.Fprintf(w, "witness %s:\treachable %v\n", p.Witness.Name, p.Witness.Reachable)
+	}
+	if p.Ping != nil {
+		fmt.Fprintf(w, "ping targets:\t%d of %d answer (%s)\n", p.Ping.Reachable, len(p.Ping.Targets), strings.Join(p.Ping.Targets, ", "))
 	}
 	fmt.Fprintf(w, "failovers:\t%d since sand started\n", p.Failovers)
 }

@@ -41,6 +41,8 @@ type PairState struct {
 	VIP     *VIPState     `json:"vip,omitempty"`
 	DRBD    *DRBDState    `json:"drbd,omitempty"`
 	Witness *WitnessState `json:"witness,omitempty"`
+	// Ping is the ping targets' tie-breaker of a pair without a witness.
+	Ping *PingState `json:"ping,omitempty"`
 	// Failovers counts the failovers (automatic promotions) this box has
 	// seen since sand started.
 	Failovers uint64 `json:"failovers"`
@@ -93,6 +95,13 @@ type WitnessState struct {
 	Name      string `json:"name"`
 	Address   string `json:"address,omitempty"`
 	Reachable bool   `json:"reachable"`
+}
+
+// PingState is how many of the configured ping targets (e.g. the gateway)
+// answered lately: a box that reaches none has no quorum.
+type PingState struct {
+	Targets   []string `json:"targets"`
+	Reachable int      `json:"reachable"`
 }
 
 // errStandalone answers pair actions on a box without a peer.

@@ -12,42 +12,57 @@ import (
 
 // Pair is two sand boxes in shared-disk mode (both see the same registry
 // and pool files, as a DRBD pair sees the same data) with a VIP, and a
-// witness.
+// third vote: a witness, or a gateway as the ping target.
 type Pair struct {
-	Boxes   [2]*SandBox
+	Boxes [2]*SandBox
+	// Witness runs `sand witness`; nil when the boxes ping Gateway instead.
 	Witness *Host
+	// Gateway is the boxes' ping target when there is no witness.
+	Gateway *Host
 	VIP     string // address without prefix
 	keyFile string
 	bin     string
 	wproc   *Proc
 }
 
-// NewPair prepares san1 and san2 on the given hosts and a witness on its
-// host; Start runs them.
-func NewPair(t testing.TB, bin string, san1, san2, witness *Host, vip string) *Pair {
+// NewPair prepares san1 and san2 on the given hosts with the third vote
+// (Pair.Witness or Pair.Gateway set in tie); Start runs them.
+func NewPair(t testing.TB, bin string, san1, san2 *Host, tie Pair, vip string) *Pair {
 	dir := t.TempDir()
 	key := make([]byte, 32)
 	rand.Read(key)
-	p := &Pair{Witness: witness, VIP: vip, keyFile: filepath.Join(dir, "serf.key"), bin: bin}
+	p := &Pair{Witness: tie.Witness, Gateway: tie.Gateway, VIP: vip, keyFile: filepath.Join(dir, "serf.key"), bin: bin}
 	if err := os.WriteFile(p.keyFile, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
+	}
+	if (p.Witness == nil) == (p.Gateway == nil) {
+		t.Fatal("netlab.NewPair: give a witness or a gateway")
 	}
 	hosts := [2]*Host{san1, san2}
 	for i, h := range hosts {
 		peer := hosts[1-i]
+		third := fmt.Sprintf("  ping_targets: [%s]\n  join: [%s:7946]\n", p.Gateway.ipOrEmpty(), peer.IP)
+		if p.Witness != nil {
+			third = fmt.Sprintf("  witness: %s\n  join: [%s:7946, %s:7946]\n", p.Witness.Name, peer.IP, p.Witness.IP)
+		}
 		extra := fmt.Sprintf(`pair:
   peer: %s
-  witness: %s
-  serf_bind: %s:7946
-  join: [%s:7946, %s:7946]
+%s  serf_bind: %s:7946
   serf_key_file: %s
   vip: %s/24
   vip_interface: eth0
   storage: shared
-`, peer.Name, witness.Name, h.IP, peer.IP, witness.IP, p.keyFile, vip)
+`, peer.Name, third, h.IP, p.keyFile, vip)
 		p.Boxes[i] = newSandBox(t, h, bin, dir, dir, extra)
 	}
 	return p
+}
+
+func (h *Host) ipOrEmpty() string {
+	if h == nil {
+		return ""
+	}
+	return h.IP
 }
 
 // StartWitness runs `sand witness`.

@@ -29,15 +29,28 @@ const vip = "10.213.0.50"
 func newPairRig(t *testing.T) *pairRig { return newPairRigWith(t, "") }
 
 // newPairRigWith adds extra YAML to both boxes' sand.yaml before they start.
-func newPairRigWith(t *testing.T, extra string) *pairRig {
+func newPairRigWith(t *testing.T, extra string) *pairRig { return newRig(t, extra, false) }
+
+// newPingPairRig is a pair without a witness: both boxes ping a gateway
+// host (pingd's rule) instead.
+func newPingPairRig(t *testing.T) *pairRig { return newRig(t, "", true) }
+
+func newRig(t *testing.T, extra string, ping bool) *pairRig {
 	netlab.Require(t, append(netlab.Tools, "nft")...)
 	lab := netlab.New(t, "10.213.0")
 	san1 := lab.AddHost("san1", 11)
 	san2 := lab.AddHost("san2", 12)
-	wit := lab.AddHost("witness", 13)
+	var tie netlab.Pair
+	if ping {
+		tie.Gateway = lab.AddHost("gateway", 1)
+	} else {
+		tie.Witness = lab.AddHost("witness", 13)
+	}
 	client := lab.AddHost("client", 100)
-	p := netlab.NewPair(t, netlab.BuildSand(t), san1, san2, wit, vip)
-	p.StartWitness()
+	p := netlab.NewPair(t, netlab.BuildSand(t), san1, san2, tie, vip)
+	if !ping {
+		p.StartWitness()
+	}
 	for _, b := range p.Boxes {
 		if extra != "" {
 			appendConfig(t, b.Config, extra)
@@ -210,6 +223,45 @@ func TestFailoverIsolatedPrimary(t *testing.T) {
 		old.Host.Name, stopped.Round(time.Millisecond), next.Host.Name, took.Round(time.Millisecond))
 	if p, _ := r.primary(); p != next {
 		t.Fatalf("primary after the isolation is %s", p.Host.Name)
+	}
+}
+
+// Without a witness the boxes ping a gateway: the primary loses the peer
+// and the gateway while the client still reaches it, so it must stop
+// serving; the peer, which still reaches the gateway, takes over. Then the
+// old primary gets its link back and stays secondary.
+func TestFailoverPingTargetsIsolatedPrimary(t *testing.T) {
+	r := newPingPairRig(t)
+	old, next := r.primary()
+	if out, err := next.CLI(r.client, "status", "--api", "http://"+vip+":7480"); err != nil || !strings.Contains(out, "1 of 1 answer ("+r.pair.Gateway.IP+")") {
+		t.Fatalf("sand status does not show the gateway answering: %v\n%s", err, out)
+	}
+	fault := time.Now()
+	dropBetween(t, old.Host, next.Host.IP, "")
+	dropBetween(t, old.Host, r.pair.Gateway.IP, "")
+	netlab.WaitFor(t, 15*time.Second, "the isolated primary to stop serving", func() error {
+		if r.pair.HoldsVIP(old) || old.Serving() {
+			return fmt.Errorf("%s still holds the VIP or serves", old.Host.Name)
+		}
+		return nil
+	})
+	stopped := time.Since(fault)
+	netlab.WaitFor(t, 15*time.Second, "the peer to take over", func() error {
+		if !r.pair.HoldsVIP(next) || !next.Serving() {
+			return fmt.Errorf("%s does not serve yet", next.Host.Name)
+		}
+		return nil
+	})
+	took := r.readThroughVIP(fault)
+	t.Logf("FAILOVER (ping targets, no witness) isolation of %s: it stopped serving %v after the cut; first good read through %s %v after the cut",
+		old.Host.Name, stopped.Round(time.Millisecond), next.Host.Name, took.Round(time.Millisecond))
+	old.Host.MustRun(t.Context(), "nft", "delete", "table", "inet", "faults")
+	time.Sleep(3 * time.Second) // the rejoin must change nothing: no failback
+	if p, _ := r.primary(); p != next {
+		t.Fatalf("after the isolation ended the primary is %s, want %s (no failback)", p.Host.Name, next.Host.Name)
+	}
+	if err := r.dom.CheckPattern(r.portal, r.iqn, 1, 0xc3, "4M"); err != nil {
+		t.Fatal(err)
 	}
 }
 
