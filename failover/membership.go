@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"log"
 	"log/slog"
 	"net"
 	"strconv"
@@ -96,7 +97,7 @@ func NewSerfConfig(nodeName, bindAddr string, port int, key []byte, logger *slog
 	ml.GossipInterval = 100 * time.Millisecond
 	ml.SuspicionMult = 2
 
-	logLogger := slog.NewLogLogger(logger.With("component", "serf").Handler(), slog.LevelInfo)
+	logLogger := log.New(serfLog{logger.With("component", "serf")}, "", 0)
 	ml.Logger = logLogger
 	ml.LogOutput = nil
 
@@ -109,6 +110,25 @@ func NewSerfConfig(nodeName, bindAddr string, port int, key []byte, logger *slog
 	// Events reach the decision at once (CoalescePeriod stays 0).
 	c.CoalescePeriod = 0
 	return c, nil
+}
+
+// serfLog carries serf's and memberlist's log lines ("[DEBUG] memberlist:
+// ...") into slog at their own level: their debug chatter (a line per
+// probe failure, push/pull and stream) stays out of the journal, which
+// on a box's console costs CPU that gossip needs.
+type serfLog struct{ log *slog.Logger }
+
+func (w serfLog) Write(p []byte) (int, error) {
+	line := strings.TrimSpace(string(p))
+	level := slog.LevelInfo
+	for prefix, l := range map[string]slog.Level{"[DEBUG]": slog.LevelDebug, "[TRACE]": slog.LevelDebug, "[INFO]": slog.LevelInfo, "[WARN]": slog.LevelWarn, "[ERR]": slog.LevelError} {
+		if rest, ok := strings.CutPrefix(line, prefix); ok {
+			line, level = strings.TrimSpace(rest), l
+			break
+		}
+	}
+	w.log.Log(context.Background(), level, line)
+	return len(p), nil
 }
 
 // Tags are what a member advertises.

@@ -133,3 +133,29 @@ func TestKeyAndConfigErrors(t *testing.T) {
 		t.Error("NewSerfConfig with a host name as bind address: no error")
 	}
 }
+
+func TestSerfLogLevels(t *testing.T) {
+	var buf strings.Builder
+	l := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	w := serfLog{l}
+	for _, line := range []string{
+		"[DEBUG] memberlist: Stream connection from=10.99.0.11:50828\n",
+		"[WARN] memberlist: Refuting a suspect message (from: san1)\n",
+		"[ERR] memberlist: Failed fallback TCP ping: timeout 200ms\n",
+		"[INFO] serf: EventMemberFailed: san1 10.99.0.11\n",
+		"no level at all\n",
+	} {
+		if _, err := w.Write([]byte(line)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := buf.String()
+	if strings.Contains(out, "Stream connection") {
+		t.Errorf("a debug line reached the info log:\n%s", out)
+	}
+	for _, want := range []string{`level=WARN msg="memberlist: Refuting`, `level=ERROR msg="memberlist: Failed fallback`, `level=INFO msg="serf: EventMemberFailed`, `level=INFO msg="no level at all"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %q:\n%s", want, out)
+		}
+	}
+}
