@@ -73,6 +73,7 @@ func (b *Box) reconcile(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("reconcile: %w", err)
 	}
+	listed := b.now().Sub(start)
 	have := map[string]pool.Volume{}
 	for _, v := range vols {
 		have[v.Name] = v
@@ -105,7 +106,7 @@ func (b *Box) reconcile(ctx context.Context) error {
 	if err := b.applyTarget(ctx, b.reg); err != nil {
 		return fmt.Errorf("reconcile: %w", err)
 	}
-	b.log.Info("reconciled", "luns", len(b.reg.LUNs), "generation", b.reg.Generation, "took", b.now().Sub(start))
+	b.log.Info("reconciled", "luns", len(b.reg.LUNs), "generation", b.reg.Generation, "took", b.now().Sub(start), "pool_list", listed)
 	return nil
 }
 

@@ -188,10 +188,11 @@ func (p *drbdPair) poolStep() failover.Step {
 					return fmt.Errorf("mount the metadata volume %s on %s: %w", meta, dir, err)
 				}
 			}
+			t2 := time.Now()
 			if err := p.mountDBRoot(); err != nil {
 				return err
 			}
-			p.log.Info("pool active", "vg", vg, "vgchange", time.Since(t0)-time.Since(t1), "mount", time.Since(t1))
+			p.log.Info("pool active", "vg", vg, "vgchange", t1.Sub(t0), "mount", t2.Sub(t1), "dbroot", time.Since(t2))
 			go func() {
 				mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 				defer cancel()

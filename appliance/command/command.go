@@ -9,10 +9,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Runner runs a program and returns its standard output.
@@ -49,6 +51,12 @@ func ExitCode(err error) int {
 	return -1
 }
 
+// SlowCommand is how long a command may take before Exec logs it: a
+// failover is a chain of commands (drbdadm, vgchange, lvs), and the log
+// says which of them the time went to. Only the program's name is logged:
+// arguments can carry secrets (CHAP).
+const SlowCommand = 150 * time.Millisecond
+
 // Exec runs programs for real.
 type Exec struct{}
 
@@ -58,7 +66,12 @@ func (Exec) Run(ctx context.Context, name string, args ...string) ([]byte, error
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout = &stdout
 	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
+	start := time.Now()
+	err := cmd.Run()
+	if took := time.Since(start); took >= SlowCommand {
+		slog.Default().Log(ctx, slog.LevelInfo, "slow command", "cmd", name, "took", took)
+	}
+	if err != nil {
 		code := -1
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {

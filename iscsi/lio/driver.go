@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"path"
 	"strings"
+	"time"
 	"sync"
 
 	"github.com/sand-appliance/sand/iscsi"
@@ -91,6 +92,7 @@ func (d *Driver) Apply(ctx context.Context, tg iscsi.TargetGroup) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("apply LIO target group: %w", err)
 	}
+	start := time.Now()
 	w, err := newDesired(tg, d.dbroot, d.host.IsBlockDevice)
 	if err != nil {
 		return fmt.Errorf("apply LIO target group: %w", err)
@@ -113,7 +115,7 @@ func (d *Driver) Apply(ctx context.Context, tg iscsi.TargetGroup) error {
 	if err != nil {
 		return fmt.Errorf("apply LIO target group: %w", err)
 	}
-	d.log.Info("LIO target group applied", "targets", len(w.targets), "backstores", len(w.backstores), "changes", n)
+	d.log.Info("LIO target group applied", "targets", len(w.targets), "backstores", len(w.backstores), "changes", n, "took", time.Since(start))
 	return nil
 }
 
