@@ -48,7 +48,7 @@ func startPair(ctx context.Context, cfg appliance.Config, box *appliance.Box, lo
 	vipPrefix, _ := p.VIPPrefix()
 	portal, _ := cfg.PortalAddr()
 	vip := failover.VIP{Prefix: vipPrefix, Interface: p.VIPInterface}
-	block := failover.PortBlock{Portal: portal, Run: command.Exec{}}
+	block := failover.PortBlock{Portal: portal, Run: command.Exec{Log: log}}
 
 	// A sand that died as primary may have left the VIP behind: start from
 	// a clean secondary.
@@ -126,7 +126,7 @@ func startPair(ctx context.Context, cfg appliance.Config, box *appliance.Box, lo
 		if err != nil {
 			return nil, err
 		}
-		dp := &drbdPair{cfg: cfg, res: res, admin: drbd.NewAdmin(command.Exec{}), run: command.Exec{}, log: log}
+		dp := &drbdPair{cfg: cfg, res: res, admin: drbd.NewAdmin(command.Exec{Log: log}), run: command.Exec{Log: log}, log: log}
 		if err := dp.prepare(ctx); err != nil {
 			return nil, err
 		}

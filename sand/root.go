@@ -59,11 +59,7 @@ func (e *env) logger() *slog.Logger {
 	if err := level.UnmarshalText([]byte(e.logLevel)); err != nil {
 		level = slog.LevelInfo
 	}
-	l := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
-	// Packages without a logger of their own (command's slow-command
-	// lines) log through the default.
-	slog.SetDefault(l)
-	return l
+	return slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
 }
 
 // configKeys are every key of sand.yaml with its default, so SAND_* env

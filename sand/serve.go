@@ -61,7 +61,7 @@ func serve(ctx context.Context, cfg appliance.Config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("read API token: %w", err)
 	}
-	p, err := newPool(cfg)
+	p, err := newPool(cfg, log)
 	if err != nil {
 		return err
 	}
@@ -140,7 +140,7 @@ func serve(ctx context.Context, cfg appliance.Config, log *slog.Logger) error {
 	return nil
 }
 
-func newPool(cfg appliance.Config) (pool.Pool, error) {
+func newPool(cfg appliance.Config, log *slog.Logger) (pool.Pool, error) {
 	switch cfg.Pool.Kind {
 	case "file":
 		var size int64
@@ -149,7 +149,7 @@ func newPool(cfg appliance.Config) (pool.Pool, error) {
 		}
 		return file.New(cfg.Pool.Dir, size)
 	case "lvm":
-		p := &lvm.Pool{VG: cfg.Pool.VG, ThinPool: cfg.Pool.ThinPool, Run: command.Exec{}}
+		p := &lvm.Pool{VG: cfg.Pool.VG, ThinPool: cfg.Pool.ThinPool, Run: command.Exec{Log: log}}
 		if cfg.Paired() && cfg.Pair.Storage == "drbd" {
 			p.Devices = []string{drbdDevice(cfg)}
 		}
@@ -162,12 +162,12 @@ func newPool(cfg appliance.Config) (pool.Pool, error) {
 func startTarget(ctx context.Context, cfg appliance.Config, portal string, log *slog.Logger) (iscsi.Driver, error) {
 	switch cfg.Target.Driver {
 	case "tgt":
-		d := tgt.NewDaemon(command.Exec{}, cfg.Target.TgtControlPort, []string{portal}, log)
+		d := tgt.NewDaemon(command.Exec{Log: log}, cfg.Target.TgtControlPort, []string{portal}, log)
 		d.DieWithParent = cfg.Paired()
 		if err := d.Start(ctx); err != nil {
 			return nil, fmt.Errorf("start the tgt target: %w", err)
 		}
-		return tgt.New(command.Exec{}, cfg.Target.TgtControlPort, log), nil
+		return tgt.New(command.Exec{Log: log}, cfg.Target.TgtControlPort, log), nil
 	case "lio":
 		return lio.New(lio.NewOSFS(cfg.Target.ConfigFS), log), nil
 	}

@@ -57,10 +57,13 @@ func ExitCode(err error) int {
 // arguments can carry secrets (CHAP).
 const SlowCommand = 150 * time.Millisecond
 
-// Exec runs programs for real.
-type Exec struct{}
+// Exec runs programs for real. With Log set, a command that took
+// SlowCommand or longer is logged.
+type Exec struct {
+	Log *slog.Logger
+}
 
-func (Exec) Run(ctx context.Context, name string, args ...string) ([]byte, error) {
+func (e Exec) Run(ctx context.Context, name string, args ...string) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Env = append(os.Environ(), "LC_ALL=C")
 	var stdout, stderr bytes.Buffer
@@ -68,8 +71,8 @@ func (Exec) Run(ctx context.Context, name string, args ...string) ([]byte, error
 	cmd.Stderr = &stderr
 	start := time.Now()
 	err := cmd.Run()
-	if took := time.Since(start); took >= SlowCommand {
-		slog.Default().Log(ctx, slog.LevelInfo, "slow command", "cmd", name, "took", took)
+	if took := time.Since(start); took >= SlowCommand && e.Log != nil {
+		e.Log.Info("slow command", "cmd", name, "took", took)
 	}
 	if err != nil {
 		code := -1

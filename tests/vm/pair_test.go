@@ -265,7 +265,9 @@ func up(t testing.TB, ctx context.Context, o lab.Options) *lab.Lab {
 	t.Logf("BOOT (%s) boxes booted in parallel, API answering: %s (lab up in %.1f s including the image check)",
 		l.Boot, strings.Join(parts, ", "), time.Since(start).Seconds())
 	t.Cleanup(func() {
-		if t.Failed() {
+		// SAND_KEEP_CONSOLES=1 keeps them after a passing run too, for
+		// reading where a failover spends its time.
+		if t.Failed() || os.Getenv("SAND_KEEP_CONSOLES") != "" {
 			saveConsoles(t, l)
 		}
 		if err := l.Down(context.Background()); err != nil {
