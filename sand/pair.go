@@ -138,6 +138,7 @@ func startPair(ctx context.Context, cfg appliance.Config, box *appliance.Box, lo
 		ctrl.Storage = drbdStorage
 		// DRBD primary and the pool come before the registry and target.
 		group.Steps = append([]failover.Step{group.Steps[0], drbdStorage.Step(), dp.poolStep()}, group.Steps[1:]...)
+		group.Steps = append(group.Steps, dp.monitorStep())
 	}
 	if err := box.Refresh(); err != nil {
 		log.Warn("read the registry for display", "err", err)
