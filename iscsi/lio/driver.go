@@ -8,8 +8,8 @@ import (
 	"log/slog"
 	"path"
 	"strings"
-	"time"
 	"sync"
+	"time"
 
 	"github.com/sand-appliance/sand/iscsi"
 )
