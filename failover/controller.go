@@ -42,7 +42,7 @@ const RejoinGrace = 2 * time.Second
 
 // QuorumGrace is how long a primary waits, once it lost quorum, before it
 // demotes; it must stay well below Policy.Settle.
-const QuorumGrace = 600 * time.Millisecond
+const QuorumGrace = 500 * time.Millisecond
 
 // RetryBackoff is the wait before promotion try n+1 after n failed in a
 // row: 500 ms doubling up to 10 s.

@@ -100,7 +100,8 @@ func newRig(t *testing.T, failStep string) *controllerRig {
 			defer mu.Unlock()
 			r.events = append(r.events, kind)
 		},
-		Log: log, Policy: DefaultPolicy(), Now: func() time.Time { return r.now },
+		// The timelines below are written for a settle time of 1 s.
+		Log: log, Policy: Policy{Settle: time.Second}, Now: func() time.Time { return r.now },
 	}
 	return r
 }
@@ -241,14 +242,26 @@ func TestControllerReturningBoxWaitsForGossip(t *testing.T) {
 	// The witness comes back first; the peer's "alive" is still on its way.
 	r.cluster.witness.Member = MemberAlive
 	r.at(10 * time.Second)
-	r.at(10*time.Second + RejoinGrace + DefaultPolicy().Settle - 100*time.Millisecond)
+	r.at(10*time.Second + RejoinGrace + r.c.Policy.Settle - 100*time.Millisecond)
 	if len(r.journal) != 0 {
 		t.Fatalf("promoted %v after regaining quorum, before the peer's return could be gossiped: %v",
-			RejoinGrace+DefaultPolicy().Settle-100*time.Millisecond, r.journal)
+			RejoinGrace+r.c.Policy.Settle-100*time.Millisecond, r.journal)
 	}
 	// Still no word from the peer: it really is gone.
-	r.at(10*time.Second + RejoinGrace + DefaultPolicy().Settle)
+	r.at(10*time.Second + RejoinGrace + r.c.Policy.Settle)
 	if !r.c.Primary() {
 		t.Fatalf("not primary once the rejoin grace passed: %v (%s)", r.journal, r.c.Status().Reason)
+	}
+}
+
+// The timings that keep two boxes from serving at once: the other box
+// promotes Settle after it declared the primary failed; the isolated
+// primary may declare its second member failed one probe round later,
+// then confirms for QuorumGrace, then stops (up to 150 ms in the VM lab).
+func TestSettleCoversTheIsolatedPrimary(t *testing.T) {
+	const stop = 150 * time.Millisecond
+	worst := 2*ProbeInterval + QuorumGrace + stop
+	if s := DefaultPolicy().Settle; s < worst+250*time.Millisecond {
+		t.Fatalf("Settle %v leaves %v of margin over the isolated primary's worst way down (%v), want at least 250ms", s, s-worst, worst)
 	}
 }

@@ -138,10 +138,15 @@ type Policy struct {
 	Settle time.Duration
 }
 
-// DefaultPolicy: serf (tuned) detects a dead peer in 0.8-1.0 s; one more
-// second keeps a failover under about 2 s while covering the old primary's
-// self-demotion.
-func DefaultPolicy() Policy { return Policy{Settle: time.Second} }
+// DefaultPolicy: serf (tuned) detects a dead peer in 0.8-1.0 s. Settle
+// must cover the isolated old primary's way down, measured from the moment
+// the other box declared it failed: the isolated box probes its two
+// members in turn, so it may declare the second one failed a probe round
+// (2 × ProbeInterval) later; then it confirms for QuorumGrace; then it
+// stops its target. 1.4 s leaves about 0.4 s of margin (with 1 s, the
+// netns tier saw the new primary's target up 0.1-0.8 s before the old
+// one's was down).
+func DefaultPolicy() Policy { return Policy{Settle: 1400 * time.Millisecond} }
 
 // Input is everything the decision looks at. Now is the caller's clock.
 type Input struct {

@@ -411,7 +411,7 @@ func TestDecideScenarios(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.in.Now = t0
-			tc.in.Policy = DefaultPolicy()
+			tc.in.Policy = Policy{Settle: time.Second} // the reasons below are written for 1 s
 			got := Decide(tc.in)
 			want := Decision{Action: tc.want, Reason: tc.reason, Quorum: HasQuorum(tc.in), NeedsAdmin: tc.admin, IntentDone: tc.done, ForceDisconnect: tc.force}
 			if diff := cmp.Diff(want, got); diff != "" {

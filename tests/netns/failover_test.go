@@ -248,12 +248,40 @@ func (r *pairRig) isolatePrimary(third *netlab.Host, what string) *netlab.SandBo
 		return nil
 	})
 	took := r.readThroughVIP(fault)
-	t.Logf("FAILOVER %s of %s (client still reaches it): it stopped serving %v after the cut; first good read through %s %v after the cut",
-		what, old.Host.Name, stopped.Round(time.Millisecond), next.Host.Name, took.Round(time.Millisecond))
+	// Never two writers: from the boxes' own logs (one clock), the old
+	// primary's target was down before the new one's came up.
+	down := logTime(t, old, `msg="resource stopped" step="registry and target"`)
+	up := logTime(t, next, `msg="resource started" step="registry and target"`)
+	t.Logf("FAILOVER %s of %s (client still reaches it): it stopped serving %v after the cut (its target down at %v, %s's up at %v, %v later); first good read through %s %v after the cut",
+		what, old.Host.Name, stopped.Round(time.Millisecond), down.Sub(fault).Round(time.Millisecond), next.Host.Name, up.Sub(fault).Round(time.Millisecond),
+		up.Sub(down).Round(time.Millisecond), next.Host.Name, took.Round(time.Millisecond))
+	if !down.Before(up) {
+		t.Errorf("two writers: %s's target came up %v before the isolated %s's went down", next.Host.Name, down.Sub(up).Round(time.Millisecond), old.Host.Name)
+	}
 	if p, _ := r.primary(); p != next {
 		t.Fatalf("primary after the %s is %s", what, p.Host.Name)
 	}
 	return old
+}
+
+// logTime is the time of the last line of b's sand log that contains
+// what (slog's text format: time=... first).
+func logTime(t *testing.T, b *netlab.SandBox, what string) time.Time {
+	t.Helper()
+	lines := strings.Split(b.Proc.Output(), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if !strings.Contains(lines[i], what) {
+			continue
+		}
+		f := strings.Fields(lines[i])
+		if len(f) > 0 {
+			if at, err := time.Parse(time.RFC3339Nano, strings.TrimPrefix(f[0], "time=")); err == nil {
+				return at
+			}
+		}
+	}
+	t.Fatalf("%s's log has no line with %s", b.Host.Name, what)
+	return time.Time{}
 }
 
 // dropBetween makes host drop all traffic to and from ip (on port, if
