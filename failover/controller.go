@@ -275,7 +275,7 @@ func (c *Controller) step(ctx context.Context) {
 	// QuorumGrace: a box that comes back gossips the deaths it saw while
 	// cut off, and the witness it reported dead refutes that within a few
 	// hundred ms (seen in the netns tier). The peer promotes only after
-	// Policy.Settle (1 s), so the isolated primary still lets go first.
+	// Policy.Settle (1.4 s), so the isolated primary still lets go first.
 	now := in.Now
 	c.mu.Lock()
 	if d.Quorum {

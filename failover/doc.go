@@ -41,7 +41,7 @@
 // brain and DRBD's after-sb policy then discarded acknowledged writes. It
 // forces the disconnect only past a peer that serf decided failed, with
 // quorum, for Settle (S7): by then an isolated-but-alive primary has
-// demoted itself (QuorumGrace < Settle), and were it stuck as DRBD primary,
+// demoted itself (Settle > QuorumGrace + a probe round), and were it stuck as DRBD primary,
 // its own fencing keeps its I/O frozen (fence-peer finds no quorum). Waiting
 // for DRBD's own timeouts instead cost 2-3 s more per failover in the lab.
 //
