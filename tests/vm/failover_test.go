@@ -105,6 +105,18 @@ func (f *failoverLab) firstGoodRead(tb testing.TB, ctx context.Context, t time.T
 	}
 }
 
+// writing starts the writer through the VIP and waits for its first
+// acknowledged writes; it returns the primary, the other box and the writer.
+func (f *failoverLab) writing(tb testing.TB, ctx context.Context, before string) (primary, other string, w *writer) {
+	tb.Helper()
+	if primary = holder(ctx, f.l); primary == "" {
+		tb.Fatalf("no box holds the VIP before %s", before)
+	}
+	w = startWriter(tb, f.l, f.portal, f.guest, 3000)
+	w.waitAcks(tb, w.start, 25, 2*time.Minute)
+	return primary, f.other(primary), w
+}
+
 // killFigures is one kill of the primary under the writer.
 type killFigures struct {
 	dead, survivor                  string
@@ -119,13 +131,9 @@ type killFigures struct {
 // writer seeing no I/O error.
 func (f *failoverLab) killPrimary(tb testing.TB, ctx context.Context) killFigures {
 	tb.Helper()
-	k := killFigures{dead: holder(ctx, f.l)}
-	if k.dead == "" {
-		tb.Fatal("no box holds the VIP before the kill")
-	}
-	k.survivor = f.other(k.dead)
-	w := startWriter(tb, f.l, f.portal, f.guest, 3000)
-	w.waitAcks(tb, w.start, 25, 2*time.Minute)
+	var k killFigures
+	var w *writer
+	k.dead, k.survivor, w = f.writing(tb, ctx, "the kill")
 	fault := time.Now()
 	if err := f.l.Box(k.dead).Kill(); err != nil {
 		tb.Fatal(err)
@@ -195,13 +203,9 @@ func (s switchFigures) String() string {
 // write intact.
 func (f *failoverLab) switchover(tb testing.TB, ctx context.Context) switchFigures {
 	tb.Helper()
-	s := switchFigures{from: holder(ctx, f.l)}
-	if s.from == "" {
-		tb.Fatal("no box holds the VIP before the switchover")
-	}
-	s.to = f.other(s.from)
-	w := startWriter(tb, f.l, f.portal, f.guest, 3000)
-	w.waitAcks(tb, w.start, 25, 2*time.Minute)
+	var s switchFigures
+	var w *writer
+	s.from, s.to, w = f.writing(tb, ctx, "the switchover")
 	move := time.Now()
 	if _, err := f.api.PairAction(ctx, "switchover", ""); err != nil {
 		tb.Fatal(err)
