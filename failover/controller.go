@@ -95,7 +95,8 @@ type Controller struct {
 	lastIn  Input
 	// failures counts promotions failed in a row; retryAt holds the next
 	// try back, so a step that keeps failing (a damaged pool, say) does
-	// not spin the box's CPU and starve its gossip.
+	// not spin the box's CPU and starve its gossip. Only the loop's
+	// goroutine touches them.
 	failures int
 	retryAt  time.Time
 	// quorumLost is when this box last lost quorum (zero while it holds it).
@@ -314,9 +315,9 @@ func (c *Controller) step(ctx context.Context) {
 			c.retryAt = c.Now().Add(RetryBackoff(c.failures))
 			c.Record(EventStepFailed, "promotion failed and was rolled back: %v (%s); next try in %s", err, timingText(timings), RetryBackoff(c.failures))
 		} else {
+			c.failures, c.retryAt = 0, time.Time{}
 			c.setPrimary(true)
 			c.mu.Lock()
-			c.failures, c.retryAt = 0, time.Time{}
 			c.promotions++
 			c.mu.Unlock()
 			c.Record(EventPromoted, "%s is primary (%s)", c.Name, timingText(timings))

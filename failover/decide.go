@@ -239,7 +239,7 @@ func decide(in Input, quorum bool) Decision {
 	case drbd.RolePrimary:
 		// P1: an isolated primary steps down so there is never a second writer.
 		if !quorum {
-			return Decision{Action: Demote, Reason: fmt.Sprintf("lost quorum (%s): isolated primary demotes", QuorumText(in))}
+			return Decision{Action: Demote, Reason: fmt.Sprintf("lost quorum (%s): isolated primary demotes", quorumView(in))}
 		}
 		// P2: two primaries that see each other: exactly one keeps the role.
 		// A peer that has just come back still shows the tags it had when it
@@ -262,7 +262,7 @@ func decide(in Input, quorum bool) Decision {
 			why = "local disk " + l.Disk.String()
 		}
 		if why == "" {
-			return stay("primary, quorum held (%s)", QuorumText(in))
+			return stay("primary, quorum held (%s)", quorumView(in))
 		}
 		if !l.SplitBrain && peerReady(in) {
 			return Decision{Action: Demote, Reason: fmt.Sprintf("%s and peer %s is ready (UpToDate, connected): demote so it takes over", why, p.Name)}
@@ -293,7 +293,7 @@ func decideSecondary(in Input, quorum bool, stay func(string, ...any) Decision) 
 	case l.Disk != drbd.DiskUpToDate:
 		return stay("local disk %s: only an UpToDate disk may promote", l.Disk)
 	case !quorum:
-		return stay("no quorum (%s): never promote", QuorumText(in))
+		return stay("no quorum (%s): never promote", quorumView(in))
 	}
 	// S5: DRBD itself sees a live primary peer: no failback, no second
 	// primary. A peer that serf decided dead (with quorum, see S7) while
@@ -326,12 +326,12 @@ func decideSecondary(in Input, quorum bool, stay func(string, ...any) Decision) 
 			if l.PeerRole != drbd.RoleSecondary {
 				return stay("peer %s %s %s ago but DRBD is still %s to it (peer %s) and no witness confirms its death: wait for DRBD to lose it", p.Name, p.Member, waited.Round(time.Millisecond), l.Conn, l.PeerRole)
 			}
-			return Decision{Action: Promote, Reason: fmt.Sprintf("peer %s %s %s ago, %s, disk UpToDate, DRBD connected to it as Secondary (it stood down): promote", p.Name, p.Member, waited.Round(time.Millisecond), QuorumText(in))}
+			return Decision{Action: Promote, Reason: fmt.Sprintf("peer %s %s %s ago, %s, disk UpToDate, DRBD connected to it as Secondary (it stood down): promote", p.Name, p.Member, waited.Round(time.Millisecond), quorumView(in))}
 		}
 		if l.Conn.Connected() {
-			return Decision{Action: Promote, ForceDisconnect: true, Reason: fmt.Sprintf("peer %s %s %s ago, %s, disk UpToDate, DRBD still %s to it: force the disconnect and promote", p.Name, p.Member, waited.Round(time.Millisecond), QuorumText(in), l.Conn)}
+			return Decision{Action: Promote, ForceDisconnect: true, Reason: fmt.Sprintf("peer %s %s %s ago, %s, disk UpToDate, DRBD still %s to it: force the disconnect and promote", p.Name, p.Member, waited.Round(time.Millisecond), quorumView(in), l.Conn)}
 		}
-		return Decision{Action: Promote, Reason: fmt.Sprintf("peer %s %s %s ago, %s, disk UpToDate: promote", p.Name, p.Member, waited.Round(time.Millisecond), QuorumText(in))}
+		return Decision{Action: Promote, Reason: fmt.Sprintf("peer %s %s %s ago, %s, disk UpToDate: promote", p.Name, p.Member, waited.Round(time.Millisecond), quorumView(in))}
 	case p.Member == MemberUnknown:
 		return stay("peer %s never seen: wait for it (or the admin)", p.Name)
 	}
@@ -379,8 +379,8 @@ func keepsPrimary(l Local, p Peer) bool {
 	return l.Name < p.Name
 }
 
-// QuorumText is the quorum view for messages: the votes HasQuorum counted.
-func QuorumText(in Input) string {
+// quorumView is the quorum view for messages: the votes HasQuorum counted.
+func quorumView(in Input) string {
 	if in.Witness.Configured {
 		return fmt.Sprintf("peer %s, witness %s", in.Peer.Member, in.Witness.Member)
 	}

@@ -91,9 +91,14 @@
 // if the boxes lose each other's gossip but both still reach the gateway,
 // both have quorum. So without a witness a secondary never forces DRBD's
 // link down (S7): while the replication link still shows the peer, the
-// peer lives, and fence-peer confirms a gone peer only with quorum. On a
-// shared disk (no second path) such a partition is pingd's old weakness.
-// Configure a witness.
+// peer lives. And fence-peer confirms a gone peer only with the witness:
+// with both links cut both boxes reach the gateway, and confirming on ping
+// targets would let both resume I/O. So in a DRBD pair without a witness,
+// a dead primary's peer cannot promote (DRBD refuses while the fence
+// handler finds no confirmation, and I/O stays frozen) until the peer is
+// back or the admin forces it; ping targets there only make an isolated
+// primary stand down. On a shared disk (no second path) a gossip-only
+// partition is pingd's old weakness. Configure a witness.
 //
 // # Fencing: acknowledged writes are never lost
 //

@@ -39,7 +39,7 @@ type Pinger struct {
 
 // NewPinger parses the configured targets (IPv4 or IPv6 addresses).
 func NewPinger(targets []string, log *slog.Logger) (*Pinger, error) {
-	p := &Pinger{Interval: 200 * time.Millisecond, Window: 600 * time.Millisecond, Log: log}
+	p := &Pinger{Interval: 200 * time.Millisecond, Window: 600 * time.Millisecond, Log: log, answered: map[netip.Addr]time.Time{}}
 	for _, t := range targets {
 		a, err := netip.ParseAddr(t)
 		if err != nil {
@@ -57,14 +57,9 @@ func NewPinger(targets []string, log *slog.Logger) (*Pinger, error) {
 func (p *Pinger) View(now time.Time) Ping {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return countReachable(p.Targets, p.answered, now, p.Window)
-}
-
-// countReachable is View's rule, apart for the unit tests.
-func countReachable(targets []netip.Addr, answered map[netip.Addr]time.Time, now time.Time, window time.Duration) Ping {
-	v := Ping{Targets: len(targets)}
-	for _, t := range targets {
-		if at, ok := answered[t]; ok && now.Sub(at) < window {
+	v := Ping{Targets: len(p.Targets)}
+	for _, t := range p.Targets {
+		if at, ok := p.answered[t]; ok && now.Sub(at) < p.Window {
 			v.Reachable++
 		}
 	}
@@ -74,42 +69,37 @@ func countReachable(targets []netip.Addr, answered map[netip.Addr]time.Time, now
 func (p *Pinger) answer(a netip.Addr, at time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.answered == nil {
-		p.answered = map[netip.Addr]time.Time{}
-	}
 	p.answered[a] = at
 }
 
 // Run probes until ctx ends. It needs raw ICMP sockets (root, as sand runs).
 func (p *Pinger) Run(ctx context.Context) error {
-	var conns []*icmp.PacketConn
+	// One raw socket per address family in use; closing them ends the
+	// receivers.
+	var c4, c6 *icmp.PacketConn
 	defer func() {
-		for _, c := range conns {
-			c.Close()
+		for _, c := range []*icmp.PacketConn{c4, c6} {
+			if c != nil {
+				c.Close()
+			}
 		}
 	}()
-	open := func(network, addr string, proto int, v6 bool) error {
-		c, err := icmp.ListenPacket(network, addr)
-		if err != nil {
-			return fmt.Errorf("open an ICMP socket for the ping targets (%s): %w", network, err)
-		}
-		conns = append(conns, c)
-		go p.receive(c, proto, v6)
-		return nil
-	}
-	var c4, c6 *icmp.PacketConn
 	for _, t := range p.Targets {
+		var err error
 		switch {
 		case t.Is4() && c4 == nil:
-			if err := open("ip4:icmp", "0.0.0.0", 1, false); err != nil {
-				return err
+			c4, err = icmp.ListenPacket("ip4:icmp", "0.0.0.0")
+			if err == nil {
+				go p.receive(c4, 1, false)
 			}
-			c4 = conns[len(conns)-1]
 		case t.Is6() && c6 == nil:
-			if err := open("ip6:ipv6-icmp", "::", 58, true); err != nil {
-				return err
+			c6, err = icmp.ListenPacket("ip6:ipv6-icmp", "::")
+			if err == nil {
+				go p.receive(c6, 58, true)
 			}
-			c6 = conns[len(conns)-1]
+		}
+		if err != nil {
+			return fmt.Errorf("open an ICMP socket for the ping targets: %w", err)
 		}
 	}
 	id := os.Getpid() & 0xffff

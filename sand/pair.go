@@ -338,8 +338,7 @@ const FenceWait = 15 * time.Second
 
 // FencePeer makes sure the peer cannot be promoted with older data: it
 // asks the peer to outdate its disk over the gossip network (the other
-// path), or, once the peer is gone, confirms that with quorum (the
-// witness's vote, or without a witness a ping target that answers).
+// path), or, once the peer is gone, confirms that with the witness's vote.
 // It retries until one of them answers or FenceWait has passed.
 func (p *pair) FencePeer(ctx context.Context) (string, error) {
 	if p.drbd == nil {
@@ -369,15 +368,15 @@ func (p *pair) fenceOnce(ctx context.Context) (string, error) {
 	peer, witness := p.members.View(p.cfg.Pair.Peer, p.cfg.Pair.Witness)
 	gone := peer.Member == failover.MemberFailed || peer.Member == failover.MemberLeft
 	if gone {
-		in := failover.Input{Peer: peer, Witness: witness}
-		if p.ping != nil {
-			in.Ping = p.ping.View(time.Now())
-		}
-		if failover.HasQuorum(in) {
-			p.ctrl.Record(failover.EventDecision, "fence-peer: %s is %s and this box has quorum (%s): fenced", peer.Name, peer.Member, failover.QuorumText(in))
+		// Only a witness can confirm the peer's death: ping targets vouch
+		// for this box's own reach, and with both links cut both boxes
+		// still reach the gateway. Confirming on them would let both
+		// sides resume I/O and lose the old primary's acknowledged writes.
+		if witness.Configured && witness.Member == failover.MemberAlive {
+			p.ctrl.Record(failover.EventDecision, "fence-peer: %s is %s and the witness agrees: fenced", peer.Name, peer.Member)
 			return fenceDead, nil
 		}
-		return "", fmt.Errorf("%s is %s but nothing confirms it (no quorum: %s)", peer.Name, peer.Member, failover.QuorumText(in))
+		return "", fmt.Errorf("%s is %s but no witness confirms it", peer.Name, peer.Member)
 	}
 	ask, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
