@@ -41,9 +41,11 @@ func NewPair(t testing.TB, bin string, san1, san2 *Host, tie Pair, vip string) *
 	hosts := [2]*Host{san1, san2}
 	for i, h := range hosts {
 		peer := hosts[1-i]
-		third := fmt.Sprintf("  ping_targets: [%s]\n  join: [%s:7946]\n", p.Gateway.ipOrEmpty(), peer.IP)
+		var third string
 		if p.Witness != nil {
 			third = fmt.Sprintf("  witness: %s\n  join: [%s:7946, %s:7946]\n", p.Witness.Name, peer.IP, p.Witness.IP)
+		} else {
+			third = fmt.Sprintf("  ping_targets: [%s]\n  join: [%s:7946]\n", p.Gateway.IP, peer.IP)
 		}
 		extra := fmt.Sprintf(`pair:
   peer: %s
@@ -56,13 +58,6 @@ func NewPair(t testing.TB, bin string, san1, san2 *Host, tie Pair, vip string) *
 		p.Boxes[i] = newSandBox(t, h, bin, dir, dir, extra)
 	}
 	return p
-}
-
-func (h *Host) ipOrEmpty() string {
-	if h == nil {
-		return ""
-	}
-	return h.IP
 }
 
 // StartWitness runs `sand witness`.
