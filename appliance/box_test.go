@@ -425,3 +425,43 @@ func TestParseSize(t *testing.T) {
 		}
 	}
 }
+
+// A box taking over serves before it sweeps: Activate exports the registry
+// without listing the pool (a listing is seconds of lvs under load), and
+// Sweep removes the orphans afterwards, only while the box still serves.
+func TestActivateServesFirstSweepRemovesOrphansAfter(t *testing.T) {
+	tb := newTestBox(t)
+	ctx := context.Background()
+	if _, err := tb.CreateLUN(ctx, LUNRequest{Name: "vm01", Size: mib}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tb.pool.Create(ctx, "orphan", mib); err != nil {
+		t.Fatal(err)
+	}
+	b2 := NewBox(tb.cfg, tb.pool, tb.driver, tb.log)
+	if err := b2.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(tb.pool.Path("orphan")); err != nil {
+		t.Fatalf("a box that does not serve swept the pool: %v", err)
+	}
+	if err := b2.Activate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(tb.driver.applied.Targets); n != 1 || tb.driver.applied.Targets[0].Alias != "vm01" {
+		t.Errorf("exported after Activate: %+v", tb.driver.applied.Targets)
+	}
+	if _, err := os.Stat(tb.pool.Path("orphan")); err != nil {
+		t.Fatalf("Activate touched the orphan (it must leave it to Sweep): %v", err)
+	}
+	if err := b2.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	vols, err := tb.pool.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(vols) != 1 || vols[0].Name != "vm01" {
+		t.Errorf("volumes after Sweep: %+v", vols)
+	}
+}

@@ -49,23 +49,33 @@ func TestAdminTranscripts(t *testing.T) {
 			name: "first setup of a new pair (8.4)",
 			proc: "real-blog-down.txt",
 			run: func(a *Admin) error {
-				return errors.Join(a.WriteConfig(ctx, r), a.CreateMD(ctx, r.Name), a.Up(ctx, r.Name), a.Primary(ctx, r.Name, true))
+				return errors.Join(a.WriteConfig(ctx, r), a.CreateMD(ctx, r.Name), a.Up(ctx, r.Name), a.Primary(ctx, r, true))
 			},
 			golden: "setup.golden",
 		},
 		{
 			name: "takeover after the peer was decided dead",
+			proc: "connected-primary.txt",
 			run: func(a *Admin) error {
-				return errors.Join(a.Disconnect(ctx, r.Name, true), a.Primary(ctx, r.Name, false))
+				return errors.Join(a.Disconnect(ctx, r.Name, true), a.Primary(ctx, r, false))
 			},
 			golden: "takeover-peer-dead.golden",
 		},
 		{
 			name: "planned switchover, old primary side",
+			proc: "connected-primary.txt",
 			run: func(a *Admin) error {
-				return a.Secondary(ctx, r.Name)
+				return a.Secondary(ctx, r)
 			},
 			golden: "switchover-demote.golden",
+		},
+		{
+			name: "planned switchover on DRBD 9",
+			proc: "drbd9.txt",
+			run: func(a *Admin) error {
+				return errors.Join(a.Secondary(ctx, r), a.Primary(ctx, r, false))
+			},
+			golden: "switchover9.golden",
 		},
 		{
 			name: "rejoin: the returning box comes up as secondary",
@@ -158,6 +168,7 @@ func TestAdminTranscripts(t *testing.T) {
 
 func TestAdminErrors(t *testing.T) {
 	ctx := context.Background()
+	r0 := Resource{Name: "r0", Minor: 0}
 	tests := []struct {
 		name string
 		run  func(a *Admin) error
@@ -167,10 +178,10 @@ func TestAdminErrors(t *testing.T) {
 	}{
 		{
 			name: "promote without UpToDate data",
-			run:  func(a *Admin) error { return a.Primary(ctx, "r0", false) },
-			argv: "drbdadm primary r0",
-			fail: cmdError(11, "0: State change failed: (-2) Need access to UpToDate data\nCommand 'drbdsetup-84 primary 0' terminated with exit code 17\n", "drbdadm", "primary", "r0"),
-			want: `promote drbd resource "r0": drbdadm primary r0: exit 11: 0: State change failed: (-2) Need access to UpToDate data`,
+			run:  func(a *Admin) error { return a.Primary(ctx, r0, false) },
+			argv: "/lib/drbd/drbdsetup-84 primary 0",
+			fail: cmdError(17, "0: State change failed: (-2) Need access to UpToDate data\n", "/lib/drbd/drbdsetup-84", "primary", "0"),
+			want: `promote drbd resource "r0": /lib/drbd/drbdsetup-84 primary 0: exit 17: 0: State change failed: (-2) Need access to UpToDate data`,
 		},
 		{
 			name: "connect a resource that is down (real 8.4 message)",
@@ -181,10 +192,10 @@ func TestAdminErrors(t *testing.T) {
 		},
 		{
 			name: "force-promote",
-			run:  func(a *Admin) error { return a.Primary(ctx, "r0", true) },
-			argv: "drbdadm primary --force r0",
-			fail: cmdError(17, "boom", "drbdadm", "primary", "--force", "r0"),
-			want: `force-promote drbd resource "r0": drbdadm primary --force r0: exit 17: boom`,
+			run:  func(a *Admin) error { return a.Primary(ctx, r0, true) },
+			argv: "/lib/drbd/drbdsetup-84 primary 0 --force",
+			fail: cmdError(17, "boom", "/lib/drbd/drbdsetup-84", "primary", "0", "--force"),
+			want: `force-promote drbd resource "r0": /lib/drbd/drbdsetup-84 primary 0 --force: exit 17: boom`,
 		},
 		{
 			name: "force-disconnect",
@@ -200,7 +211,7 @@ func TestAdminErrors(t *testing.T) {
 			fail: cmdError(20, "Device '0' is configured!", "drbdadm", "create-md", "--force", "r0"),
 			want: `create meta-data for drbd resource "r0": drbdadm create-md --force r0: exit 20: Device '0' is configured!`,
 		},
-		{name: "demote", run: func(a *Admin) error { return a.Secondary(ctx, "r0") }, argv: "drbdadm secondary r0", fail: cmdError(1, "held open", "drbdadm"), want: `demote drbd resource "r0"`},
+		{name: "demote", run: func(a *Admin) error { return a.Secondary(ctx, r0) }, argv: "/lib/drbd/drbdsetup-84 secondary 0", fail: cmdError(11, "0: State change failed: (-12) Device is held open by someone", "/lib/drbd/drbdsetup-84"), want: `demote drbd resource "r0"`},
 		{name: "up", run: func(a *Admin) error { return a.Up(ctx, "r0") }, argv: "drbdadm up r0", fail: cmdError(1, "x", "drbdadm"), want: `bring up drbd resource "r0"`},
 		{name: "down", run: func(a *Admin) error { return a.Down(ctx, "r0") }, argv: "drbdadm down r0", fail: cmdError(1, "x", "drbdadm"), want: `take down drbd resource "r0"`},
 		{name: "outdate", run: func(a *Admin) error { return a.Outdate(ctx, "r0") }, argv: "drbdadm outdate r0", fail: cmdError(17, "x", "drbdadm"), want: `outdate drbd resource "r0"`},
@@ -215,7 +226,9 @@ func TestAdminErrors(t *testing.T) {
 				}
 				return nil, fmt.Errorf("unexpected command %q", argv)
 			}}
-			err := tt.run(NewAdmin(fake))
+			a := NewAdmin(fake)
+			a.ReadFile = fakeProc(t, "connected-primary.txt") // 8.4
+			err := tt.run(a)
 			if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
 				t.Fatalf("error = %v, want it to start with %q", err, tt.want)
 			}

@@ -10,8 +10,8 @@ import (
 // DRBDAdmin is what DRBDStorage needs of drbd.Admin.
 type DRBDAdmin interface {
 	Status(ctx context.Context, r drbd.Resource) (drbd.Status, error)
-	Primary(ctx context.Context, name string, force bool) error
-	Secondary(ctx context.Context, name string) error
+	Primary(ctx context.Context, r drbd.Resource, force bool) error
+	Secondary(ctx context.Context, r drbd.Resource) error
 	Disconnect(ctx context.Context, name string, force bool) error
 	Connect(ctx context.Context, name string) error
 }
@@ -71,8 +71,8 @@ func (s *DRBDStorage) ClearSplitBrain() {
 func (s *DRBDStorage) Step() Step {
 	return Step{
 		Name:  "drbd " + s.Resource.Name,
-		Start: func(ctx context.Context) error { return s.Admin.Primary(ctx, s.Resource.Name, false) },
-		Stop:  func(ctx context.Context) error { return s.Admin.Secondary(ctx, s.Resource.Name) },
+		Start: func(ctx context.Context) error { return s.Admin.Primary(ctx, s.Resource, false) },
+		Stop:  func(ctx context.Context) error { return s.Admin.Secondary(ctx, s.Resource) },
 	}
 }
 

@@ -81,3 +81,46 @@ func (g *Group) stop(ctx context.Context, steps []Step) ([]StepTiming, error) {
 	}
 	return timings, nil
 }
+
+// Background is the group's last step: chores that follow serving but
+// that no initiator waits for (removing orphan volumes, thin-pool
+// monitoring), run in the background one after the other, each given a
+// minute, once ChoreDelay has passed. A failed chore is logged; it never
+// fails the promotion.
+func Background(log *slog.Logger, chores ...Chore) Step {
+	return Step{
+		Name: "background chores",
+		Start: func(ctx context.Context) error {
+			ctx = context.WithoutCancel(ctx)
+			go func() {
+				time.Sleep(ChoreDelay)
+				for _, c := range chores {
+					cctx, cancel := context.WithTimeout(ctx, time.Minute)
+					t0 := time.Now()
+					if err := c.Run(cctx); err != nil {
+						log.Warn("background chore failed", "chore", c.Name, "err", err)
+					} else {
+						log.Info("background chore done", "chore", c.Name, "took", time.Since(t0))
+					}
+					cancel()
+				}
+			}()
+			return nil
+		},
+		// A demotion waits for no chore: one that runs late finds the box
+		// demoted and does nothing (Box.Sweep) or fails harmlessly
+		// (monitoring a deactivated pool).
+		Stop: func(context.Context) error { return nil },
+	}
+}
+
+// ChoreDelay leaves the CPU to the initiators' reconnects (tickled a
+// moment before) ahead of the chores: on a one-CPU box an lvs started at
+// once competes with the logins.
+const ChoreDelay = 2 * time.Second
+
+// Chore is one background job of a primary.
+type Chore struct {
+	Name string
+	Run  func(ctx context.Context) error
+}

@@ -72,3 +72,38 @@ func TestGroupOrder(t *testing.T) {
 		})
 	}
 }
+
+// Background chores run after the promotion returned, in order, a failed
+// one not stopping the next, and outlive the promotion's context.
+func TestBackgroundChores(t *testing.T) {
+	release := make(chan struct{})
+	ran := make(chan string, 3)
+	chore := func(name string, err error) Chore {
+		return Chore{Name: name, Run: func(ctx context.Context) error {
+			<-release
+			if ctx.Err() != nil {
+				ran <- name + " cancelled"
+				return ctx.Err()
+			}
+			ran <- name
+			return err
+		}}
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	step := Background(log, chore("sweep", errors.New("lvs failed")), chore("monitor", nil))
+	if err := step.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cancel() // the promotion is over
+	select {
+	case n := <-ran:
+		t.Fatalf("chore %s ran before the step returned", n)
+	default:
+	}
+	close(release)
+	got := []string{<-ran, <-ran}
+	if diff := cmp.Diff([]string{"sweep", "monitor"}, got); diff != "" {
+		t.Errorf("chores (-want +got):\n%s", diff)
+	}
+}

@@ -128,7 +128,7 @@ func (p *drbdPair) bootstrap(ctx context.Context) error {
 
 func (p *drbdPair) initialize(ctx context.Context) error {
 	p.log.Info("new pair: forcing this side primary to start the initial sync", "resource", p.res.Name)
-	if err := p.admin.Primary(ctx, p.res.Name, true); err != nil {
+	if err := p.admin.Primary(ctx, p.res, true); err != nil {
 		return err
 	}
 	vg, dev := p.cfg.Pool.VG, p.res.Device()
@@ -145,7 +145,7 @@ func (p *drbdPair) initialize(ctx context.Context) error {
 			return fmt.Errorf("lay out the pool on %s: %w", dev, err)
 		}
 	}
-	return p.admin.Secondary(ctx, p.res.Name)
+	return p.admin.Secondary(ctx, p.res)
 }
 
 func sizeArg(s string) string {
@@ -217,28 +217,17 @@ func (p *drbdPair) vgchange(ctx context.Context, args ...string) error {
 	return err
 }
 
-// monitorStep switches thin-pool monitoring (dmeventd: autoextend, the
-// full-pool warning) on once the box serves, in the background. It is the
-// group's last step: its vgchange holds the volume group's lock for about
-// a second under TCG, and run right after the pool step it made the
-// reconcile's lvs wait (1.5 s instead of 0.5 s, measured in the VM lab).
-func (p *drbdPair) monitorStep() failover.Step {
-	vg := p.cfg.Pool.VG
-	return failover.Step{
-		Name: "pool monitoring",
-		Start: func(ctx context.Context) error {
-			go func() {
-				mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-				defer cancel()
-				if err := p.vgchange(mctx, "--monitor", "y"); err != nil {
-					p.log.Warn("thin pool monitoring not started", "vg", vg, "err", err)
-				}
-			}()
-			return nil
-		},
-		// The pool step's deactivation ends monitoring with the volumes.
-		Stop: func(context.Context) error { return nil },
-	}
+// monitoring switches thin-pool monitoring (dmeventd: autoextend, the
+// full-pool warning) on once the box serves: the pool step skips it
+// because its vgchange holds the volume group's lock for about a second
+// under TCG.
+func (p *drbdPair) monitoring() failover.Chore {
+	return failover.Chore{Name: "thin pool monitoring", Run: func(ctx context.Context) error {
+		if err := p.vgchange(ctx, "--monitor", "y"); err != nil {
+			return fmt.Errorf("monitor volume group %s: %w", p.cfg.Pool.VG, err)
+		}
+		return nil
+	}}
 }
 
 // mountDBRoot puts LIO's dbroot (persistent reservations, ALUA state) on

@@ -48,7 +48,7 @@ func startPair(ctx context.Context, cfg appliance.Config, box *appliance.Box, lo
 	vipPrefix, _ := p.VIPPrefix()
 	portal, _ := cfg.PortalAddr()
 	vip := failover.VIP{Prefix: vipPrefix, Interface: p.VIPInterface}
-	block := failover.PortBlock{Portal: portal, Run: command.Exec{Log: log}}
+	block := failover.PortBlock{Portal: portal}
 
 	// A sand that died as primary may have left the VIP behind: start from
 	// a clean secondary.
@@ -116,6 +116,9 @@ func startPair(ctx context.Context, cfg appliance.Config, box *appliance.Box, lo
 			}
 		}()
 	}
+	// Orphan volumes are swept once the box serves: listing the pool is
+	// slow and no initiator waits for it.
+	chores := []failover.Chore{{Name: "sweep orphan volumes", Run: box.Sweep}}
 	var drbdStorage *failover.DRBDStorage
 	var outdate func(*pair) failover.QueryHandler
 	switch p.Storage {
@@ -138,8 +141,9 @@ func startPair(ctx context.Context, cfg appliance.Config, box *appliance.Box, lo
 		ctrl.Storage = drbdStorage
 		// DRBD primary and the pool come before the registry and target.
 		group.Steps = append([]failover.Step{group.Steps[0], drbdStorage.Step(), dp.poolStep()}, group.Steps[1:]...)
-		group.Steps = append(group.Steps, dp.monitorStep())
+		chores = append(chores, dp.monitoring())
 	}
+	group.Steps = append(group.Steps, failover.Background(log, chores...))
 	if err := box.Refresh(); err != nil {
 		log.Warn("read the registry for display", "err", err)
 	}

@@ -45,6 +45,9 @@ type Pool interface {
 	// Grow enlarges a volume; it never shrinks one.
 	Grow(ctx context.Context, name string, size int64) error
 	Delete(ctx context.Context, name string) error
+	// Stat reports one volume (Used may be zero), ErrNotFound if it does
+	// not exist. It is cheap: no listing of the pool.
+	Stat(ctx context.Context, name string) (Volume, error)
 	List(ctx context.Context) ([]Volume, error)
 	Capacity(ctx context.Context) (Capacity, error)
 }

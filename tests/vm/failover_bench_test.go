@@ -80,6 +80,7 @@ func BenchmarkSwitchover(b *testing.B) {
 	defer cancel()
 	f := newFailoverLab(b, ctx)
 	var gaps []time.Duration
+	var rounds []switchFigures
 	for i := range switchRounds {
 		s := f.switchover(b, ctx)
 		b.Logf("SWITCHOVER round %d: %s", i+1, s)
@@ -87,11 +88,27 @@ func BenchmarkSwitchover(b *testing.B) {
 			b.Logf("SWITCHOVER round %d: %s", i+1, m)
 		}
 		gaps = append(gaps, s.gap)
+		rounds = append(rounds, s)
 		// Let the new secondary settle into sync before the next move.
 		waitHealthy(b, ctx, f.l, "the pair to be in sync again")
 	}
 	f.mon.stop()
 	f.noDualPrimary(b)
+	for _, part := range []struct {
+		name string
+		get  func(switchFigures) time.Duration
+	}{
+		{"old primary let go (last write -> demoted)", func(s switchFigures) time.Duration { return s.stop }},
+		{"new primary started (-> promoted)", func(s switchFigures) time.Duration { return s.start }},
+		{"initiator back (-> first acknowledged write)", func(s switchFigures) time.Duration { return s.reconnect }},
+	} {
+		var d []time.Duration
+		for _, r := range rounds {
+			d = append(d, part.get(r))
+		}
+		slices.Sort(d)
+		b.Logf("SWITCHOVER   %s: min %v, median %v, max %v", part.name, d[0].Round(time.Millisecond), d[len(d)/2].Round(time.Millisecond), d[len(d)-1].Round(time.Millisecond))
+	}
 	slices.Sort(gaps)
 	med := gaps[len(gaps)/2]
 	b.ReportMetric(med.Seconds(), "s-median-switchover-pause")

@@ -189,13 +189,18 @@ type switchFigures struct {
 	from, to string
 	gap      time.Duration // longest pause between acknowledged writes
 	ended    time.Duration // request -> end of that pause
-	verified int
-	steps    []string // both boxes' promoted/demoted events with step timings
+	// The pause split by the boxes' events (their clocks mapped to the
+	// host's by the monitor, to within its round trip): last write before
+	// the pause -> old primary demoted -> new primary promoted -> first
+	// write after.
+	stop, start, reconnect time.Duration
+	verified               int
+	steps                  []string // both boxes' promoted/demoted events with step timings
 }
 
 func (s switchFigures) String() string {
-	return fmt.Sprintf("under the writer %s -> %s: longest pause between acknowledged writes %v (ended %.1f s after the request), no I/O error, %d acknowledged writes verified",
-		s.from, s.to, s.gap.Round(time.Millisecond), s.ended.Seconds(), s.verified)
+	return fmt.Sprintf("under the writer %s -> %s: longest pause between acknowledged writes %v (ended %.1f s after the request; old primary let go %v, new primary started %v, initiator back %v), no I/O error, %d acknowledged writes verified",
+		s.from, s.to, s.gap.Round(time.Millisecond), s.ended.Seconds(), s.stop.Round(time.Millisecond), s.start.Round(time.Millisecond), s.reconnect.Round(time.Millisecond), s.verified)
 }
 
 // switchover runs `switchover` through the VIP's API while the writer runs,
@@ -225,17 +230,34 @@ func (f *failoverLab) switchover(tb testing.TB, ctx context.Context) switchFigur
 	s.gap, end = maxGap(w.acks())
 	s.ended = end.Sub(move)
 	s.verified = w.verify(tb, ctx, f.l, f.portal, f.guest)
+	var demoted, promoted time.Time
 	for _, n := range f.l.Names() {
 		events, err := f.l.Box(n).API().Events(ctx)
 		if err != nil {
-			continue
+			tb.Fatalf("events of %s after the switchover: %v", n, err)
 		}
+		off := f.mon.offset(n)
 		for _, e := range events {
-			if e.Time.After(move.Add(f.mon.offset(n)-time.Second)) && (e.Kind == "failover-promoted" || e.Kind == "failover-demoted") {
-				s.steps = append(s.steps, n+": "+e.Message)
+			at := e.Time.Add(-off)
+			if at.Before(move.Add(-time.Second)) {
+				continue
 			}
+			switch {
+			case e.Kind == "failover-demoted" && n == s.from && demoted.IsZero():
+				demoted = at
+			case e.Kind == "failover-promoted" && n == s.to && promoted.IsZero():
+				promoted = at
+			default:
+				continue
+			}
+			s.steps = append(s.steps, n+": "+e.Message)
 		}
 	}
+	if demoted.IsZero() || promoted.IsZero() {
+		tb.Fatalf("the events lack %s's demotion or %s's promotion: %v", s.from, s.to, s.steps)
+	}
+	begun := end.Add(-s.gap)
+	s.stop, s.start, s.reconnect = demoted.Sub(begun), promoted.Sub(demoted), end.Sub(promoted)
 	return s
 }
 

@@ -63,20 +63,17 @@ func (p *Pool) Create(ctx context.Context, name string, size int64) (pool.Volume
 }
 
 func (p *Pool) Grow(ctx context.Context, name string, size int64) error {
-	path := p.Path(name)
-	st, err := os.Stat(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("grow volume %s: %w", name, pool.ErrNotFound)
-	}
+	v, err := p.Stat(ctx, name)
 	if err != nil {
-		return fmt.Errorf("grow volume %s: %w", name, err)
+		return fmt.Errorf("grow: %w", err)
 	}
-	if size < st.Size() {
-		return fmt.Errorf("grow volume %s from %d to %d bytes: volumes never shrink", name, st.Size(), size)
+	if size < v.Size {
+		return fmt.Errorf("grow volume %s from %d to %d bytes: volumes never shrink", name, v.Size, size)
 	}
-	if size == st.Size() {
+	if size == v.Size {
 		return nil
 	}
+	path := v.Path
 	if err := os.Truncate(path, size); err != nil {
 		return fmt.Errorf("grow volume file %s to %d bytes: %w", path, size, err)
 	}
@@ -109,14 +106,30 @@ func (p *Pool) List(ctx context.Context) ([]pool.Volume, error) {
 		if err != nil {
 			return nil, fmt.Errorf("stat volume %s: %w", n, err)
 		}
-		used := info.Size()
-		if st, ok := info.Sys().(*syscall.Stat_t); ok {
-			used = st.Blocks * 512
-		}
-		name := strings.TrimSuffix(strings.TrimPrefix(n, pool.VolumePrefix), suffix)
-		vols = append(vols, pool.Volume{Name: name, Path: filepath.Join(p.Dir, n), Size: info.Size(), Used: used})
+		vols = append(vols, volume(strings.TrimSuffix(strings.TrimPrefix(n, pool.VolumePrefix), suffix), filepath.Join(p.Dir, n), info))
 	}
 	return vols, nil
+}
+
+func (p *Pool) Stat(ctx context.Context, name string) (pool.Volume, error) {
+	path := p.Path(name)
+	info, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return pool.Volume{}, fmt.Errorf("volume %s: %w", name, pool.ErrNotFound)
+	}
+	if err != nil {
+		return pool.Volume{}, fmt.Errorf("stat volume file %s: %w", path, err)
+	}
+	return volume(name, path, info), nil
+}
+
+// volume describes a volume file; Used is what the sparse file holds.
+func volume(name, path string, info fs.FileInfo) pool.Volume {
+	used := info.Size()
+	if st, ok := info.Sys().(*syscall.Stat_t); ok {
+		used = st.Blocks * 512
+	}
+	return pool.Volume{Name: name, Path: path, Size: info.Size(), Used: used}
 }
 
 func (p *Pool) Capacity(ctx context.Context) (pool.Capacity, error) {

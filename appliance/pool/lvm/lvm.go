@@ -5,10 +5,16 @@ package lvm
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"math"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/sand-appliance/sand/appliance/command"
 	"github.com/sand-appliance/sand/appliance/pool"
@@ -24,6 +30,8 @@ type Pool struct {
 	// disk of the box, which costs it seconds under load.
 	Devices []string
 	Run     command.Runner
+	// Sysfs is where sysfs is mounted ("" is /sys; tests set their own).
+	Sysfs string
 }
 
 // lvm runs one LVM command, limited to Devices.
@@ -104,6 +112,51 @@ func (p *Pool) list(ctx context.Context, what string) ([]pool.Volume, error) {
 		})
 	}
 	return vols, nil
+}
+
+// Stat reads the volume's device node and the kernel's size of it, not
+// LVM's metadata: it is on the failover's path, where each LVM command
+// costs a second under load. The node exists while the LV is active, and
+// only an active LV can be served.
+func (p *Pool) Stat(ctx context.Context, name string) (pool.Volume, error) {
+	path := p.Path(name)
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return pool.Volume{}, fmt.Errorf("volume %s (no active %s): %w", name, path, pool.ErrNotFound)
+		}
+		return pool.Volume{}, fmt.Errorf("stat volume %s: %w", path, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFBLK {
+		return pool.Volume{}, fmt.Errorf("volume %s: %s is not a block device", name, path)
+	}
+	size, err := deviceSize(p.sysfs(), st.Rdev)
+	if err != nil {
+		return pool.Volume{}, fmt.Errorf("volume %s: %w", name, err)
+	}
+	return pool.Volume{Name: name, Path: path, Size: size}, nil
+}
+
+func (p *Pool) sysfs() string {
+	if p.Sysfs != "" {
+		return p.Sysfs
+	}
+	return "/sys"
+}
+
+// deviceSize is a block device's size in bytes, from sysfs (in 512-byte
+// sectors whatever the device's block size).
+func deviceSize(sysfs string, rdev uint64) (int64, error) {
+	file := filepath.Join(sysfs, "dev", "block", fmt.Sprintf("%d:%d", unix.Major(rdev), unix.Minor(rdev)), "size")
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return 0, fmt.Errorf("read device size: %w", err)
+	}
+	sectors, err := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64)
+	if err != nil || sectors < 0 {
+		return 0, fmt.Errorf("read device size: %s holds %q, not a sector count", file, data)
+	}
+	return sectors * 512, nil
 }
 
 func (p *Pool) Capacity(ctx context.Context) (pool.Capacity, error) {

@@ -3,10 +3,13 @@ package lvm
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
 
 	"github.com/sand-appliance/sand/appliance/command"
 	"github.com/sand-appliance/sand/appliance/pool"
@@ -111,5 +114,29 @@ func TestListAndCapacity(t *testing.T) {
 	}
 	if _, err := parseLVS([]byte(`{"report":[{"lv":[{"lv_name":"x","lv_size":"big"}]}]}`)); err == nil {
 		t.Error("a malformed size parsed")
+	}
+}
+
+func TestStat(t *testing.T) {
+	p := &Pool{VG: "sand-test-no-such-vg", ThinPool: "pool", Run: &command.Fake{}}
+	if _, err := p.Stat(context.Background(), "vm01"); !errors.Is(err, pool.ErrNotFound) {
+		t.Errorf("Stat of a volume without a device node: %v, want ErrNotFound", err)
+	}
+
+	sys := t.TempDir()
+	dir := filepath.Join(sys, "dev", "block", "253:4")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "size"), []byte("8192\n"), 0o644)
+	if n, err := deviceSize(sys, unix.Mkdev(253, 4)); err != nil || n != 4*1024*1024 {
+		t.Errorf("deviceSize = %d, %v; want 4 MiB", n, err)
+	}
+	os.WriteFile(filepath.Join(dir, "size"), []byte("lots\n"), 0o644)
+	if _, err := deviceSize(sys, unix.Mkdev(253, 4)); err == nil || !strings.Contains(err.Error(), "not a sector count") {
+		t.Errorf("deviceSize of garbage: %v", err)
+	}
+	if _, err := deviceSize(sys, unix.Mkdev(253, 5)); err == nil {
+		t.Error("deviceSize of a device sysfs does not know: no error")
 	}
 }
