@@ -1,10 +1,12 @@
 package appliance
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -162,8 +164,15 @@ func (b *Box) applyTarget(ctx context.Context, reg Registry) error {
 	if err := tg.Validate(); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	if err := durable.WriteFile(b.cfg.IETDPath(), iscsi.RenderIETD(tg), 0o600); err != nil {
-		return fmt.Errorf("write target configuration: %w", err)
+	// A box taking over finds ietd.conf as the old primary wrote it, on
+	// the replicated volume: rewriting the same bytes would cost four
+	// synchronous writes over DRBD (0.3-0.5 s in the TCG lab) on the
+	// failover's path.
+	conf := iscsi.RenderIETD(tg)
+	if cur, err := os.ReadFile(b.cfg.IETDPath()); err != nil || !bytes.Equal(cur, conf) {
+		if err := durable.WriteFile(b.cfg.IETDPath(), conf, 0o600); err != nil {
+			return fmt.Errorf("write target configuration: %w", err)
+		}
 	}
 	if err := b.driver.Apply(ctx, tg); err != nil {
 		return fmt.Errorf("apply target configuration: %w", err)

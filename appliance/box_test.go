@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -463,5 +464,37 @@ func TestActivateServesFirstSweepRemovesOrphansAfter(t *testing.T) {
 	}
 	if len(vols) != 1 || vols[0].Name != "vm01" {
 		t.Errorf("volumes after Sweep: %+v", vols)
+	}
+}
+
+// A box taking over leaves an ietd.conf that already says what it serves
+// alone (same file, not rewritten), and rewrites one that differs.
+func TestActivateRewritesIETDOnlyWhenItDiffers(t *testing.T) {
+	tb := newTestBox(t)
+	ctx := context.Background()
+	if _, err := tb.CreateLUN(ctx, LUNRequest{Name: "vm01", Size: mib}); err != nil {
+		t.Fatal(err)
+	}
+	inode := func() uint64 {
+		t.Helper()
+		fi, err := os.Stat(tb.cfg.IETDPath())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Sys().(*syscall.Stat_t).Ino
+	}
+	before := inode()
+	if err := NewBox(tb.cfg, tb.pool, tb.driver, tb.log).Activate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if inode() != before {
+		t.Error("Activate rewrote an ietd.conf that already matched the registry")
+	}
+	os.WriteFile(tb.cfg.IETDPath(), []byte("# stale\n"), 0o600)
+	if err := NewBox(tb.cfg, tb.pool, tb.driver, tb.log).Activate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if data, _ := os.ReadFile(tb.cfg.IETDPath()); !strings.Contains(string(data), "vm01") {
+		t.Errorf("a stale ietd.conf was not rewritten: %q", data)
 	}
 }

@@ -140,3 +140,60 @@ func TestStat(t *testing.T) {
 		t.Error("deviceSize of a device sysfs does not know: no error")
 	}
 }
+
+// fakeDM lays out a sysfs block tree: dm-N -> name, and who holds whom.
+func fakeDM(t *testing.T, names map[string]string, holders map[string][]string) string {
+	t.Helper()
+	sys := t.TempDir()
+	for dev, name := range names {
+		dir := filepath.Join(sys, "block", dev)
+		for _, d := range []string{filepath.Join(dir, "dm"), filepath.Join(dir, "holders")} {
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		os.WriteFile(filepath.Join(dir, "dm", "name"), []byte(name+"\n"), 0o644)
+		for _, h := range holders[dev] {
+			if err := os.Symlink("../../"+h, filepath.Join(dir, "holders", h)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	os.MkdirAll(filepath.Join(sys, "block", "vda", "holders"), 0o755)
+	return sys
+}
+
+func TestDeviceMapperNames(t *testing.T) {
+	// A thin pool with one thin volume and the metadata volume, as
+	// vgchange -ay leaves VG sand; another group's device beside it.
+	names := map[string]string{
+		"dm-0": "sand-meta", "dm-1": "sand-pool_tmeta", "dm-2": "sand-pool_tdata",
+		"dm-3": "sand-pool-tpool", "dm-4": "sand-pool", "dm-5": "sand-lun--guest", "dm-6": "sandbox-root",
+	}
+	holders := map[string][]string{"dm-1": {"dm-3"}, "dm-2": {"dm-3"}, "dm-3": {"dm-4", "dm-5"}}
+	got, err := DeviceMapperNames(fakeDM(t, names, holders), "sand")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"sand-meta", "sand-pool", "sand-lun--guest", "sand-pool-tpool", "sand-pool_tmeta", "sand-pool_tdata"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("removal order (-want +got):\n%s", diff)
+	}
+
+	// dm doubles the dashes of a group's name.
+	got, err = DeviceMapperNames(fakeDM(t, map[string]string{"dm-0": "my--vg-meta", "dm-1": "my-vgmeta"}, nil), "my-vg")
+	if err != nil || !cmp.Equal(got, []string{"my--vg-meta"}) {
+		t.Errorf("VG my-vg: %q, %v", got, err)
+	}
+
+	// A device of the group held by a device of another: never removed
+	// behind its user's back.
+	_, err = DeviceMapperNames(fakeDM(t, map[string]string{"dm-0": "sand-lun--x", "dm-1": "crypt-x"}, map[string][]string{"dm-0": {"dm-1"}}), "sand")
+	if err == nil || !strings.Contains(err.Error(), "not of volume group sand") {
+		t.Errorf("foreign holder: %v", err)
+	}
+	// Nothing active: nothing to remove.
+	if got, err := DeviceMapperNames(fakeDM(t, nil, nil), "sand"); err != nil || len(got) != 0 {
+		t.Errorf("no devices: %q, %v", got, err)
+	}
+}
