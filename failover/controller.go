@@ -344,6 +344,9 @@ func (c *Controller) step(ctx context.Context) {
 // promote starts the resource group, first dropping a replication link
 // that still points at a dead peer when the decision says so.
 func (c *Controller) promote(ctx context.Context, d Decision) ([]StepTiming, error) {
+	if d.HandOver {
+		ctx = context.WithValue(ctx, handOverKey{}, true)
+	}
 	link, ok := c.Storage.(LinkBreaker)
 	if !d.ForceDisconnect || !ok {
 		return c.Group.Start(ctx)
@@ -364,6 +367,16 @@ func (c *Controller) promote(ctx context.Context, d Decision) ([]StepTiming, err
 		c.Record(EventStepFailed, "listen for %s again after the forced disconnect: %v", c.PeerName, rerr)
 	}
 	return timings, err
+}
+
+type handOverKey struct{}
+
+// HandingOver reports whether the promotion running under ctx takes over
+// from a peer that let go in order (Decision.HandOver): a step may then
+// skip a check that only a crash calls for.
+func HandingOver(ctx context.Context) bool {
+	h, _ := ctx.Value(handOverKey{}).(bool)
+	return h
 }
 
 // advertise publishes this box's role, disk, generation and intent.

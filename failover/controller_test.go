@@ -69,8 +69,12 @@ func newRig(t *testing.T, failStep string) *controllerRig {
 	step := func(name string) Step {
 		return Step{
 			Name: name,
-			Start: func(context.Context) error {
-				r.journal = append(r.journal, "start "+name)
+			Start: func(ctx context.Context) error {
+				entry := "start " + name
+				if HandingOver(ctx) {
+					entry += " (hand-over)"
+				}
+				r.journal = append(r.journal, entry)
 				if name == failStep {
 					return errors.New("injected failure")
 				}
@@ -263,5 +267,23 @@ func TestSettleCoversTheIsolatedPrimary(t *testing.T) {
 	worst := 2*ProbeInterval + QuorumGrace + stop
 	if s := DefaultPolicy().Settle; s < worst+250*time.Millisecond {
 		t.Fatalf("Settle %v leaves %v of margin over the isolated primary's worst way down (%v), want at least 250ms", s, s-worst, worst)
+	}
+}
+
+// A promotion after the peer let go in order runs its steps marked as a
+// hand-over (the pool step then skips the metadata check); one past a
+// dead peer does not (TestControllerForcesDisconnectOnlyPastADeadPeer).
+func TestControllerMarksAHandOver(t *testing.T) {
+	r := newRig(t, "")
+	r.cluster.peer.Intent = IntentSwitchover
+	r.at(0)
+	if len(r.journal) != 0 {
+		t.Fatalf("promoted while DRBD still shows the peer primary: %v", r.journal)
+	}
+	r.link.local.PeerRole = drbd.RoleSecondary // san1 demoted
+	r.at(100 * time.Millisecond)
+	want := []string{"start drbd (hand-over)", "start target (hand-over)", "start vip (hand-over)"}
+	if diff := cmp.Diff(want, r.journal); diff != "" {
+		t.Errorf("hand-over promotion (-want +got):\n%s", diff)
 	}
 }

@@ -198,6 +198,10 @@ type Decision struct {
 	// caller drops the link (drbdadm disconnect --force) before promoting
 	// instead of waiting out DRBD's own timeouts, and reconnects after.
 	ForceDisconnect bool
+	// HandOver (with Promote only): the peer let go in order (switchover,
+	// standby) and has demoted: it closed the pool a moment ago, so the
+	// promotion may skip checks that a crash calls for (see HandingOver).
+	HandOver bool
 }
 
 // HasQuorum is the quorum rule. With a witness: at least 2 of {self, peer,
@@ -347,7 +351,7 @@ func decideSecondary(in Input, quorum bool, stay func(string, ...any) Decision) 
 	}
 	// S8: switchover / standby on the peer: it demoted, take the role.
 	if p.Intent.handingOver() {
-		return Decision{Action: Promote, Reason: fmt.Sprintf("peer %s hands over (intent %s) and is secondary, disk UpToDate, connected: promote", p.Name, p.Intent)}
+		return Decision{Action: Promote, HandOver: true, Reason: fmt.Sprintf("peer %s hands over (intent %s) and is secondary, disk UpToDate, connected: promote", p.Name, p.Intent)}
 	}
 	// S9: nobody is primary, both up and connected: one of them starts.
 	if l.PeerDisk != drbd.DiskUpToDate {

@@ -168,6 +168,9 @@ func TestDecideInvariants(t *testing.T) {
 		if d.ForceDisconnect && (d.Action != Promote || !in.Peer.Member.gone() || !q || !in.Witness.Configured) {
 			fail("force a disconnect only to promote past a peer decided gone with quorum, the witness's")
 		}
+		if d.HandOver && (d.Action != Promote || !in.Peer.Intent.handingOver() || !in.Peer.Member.up() || in.Local.Conn != drbd.ConnConnected) {
+			fail("a hand-over promotion only past a live, connected peer that let go in order")
+		}
 		if d.Action == Demote && in.Local.Role != drbd.RolePrimary {
 			fail("only a primary demotes")
 		}
@@ -222,6 +225,7 @@ func TestDecideScenarios(t *testing.T) {
 		admin  bool
 		done   bool
 		force  bool
+		handed bool
 	}{
 		{
 			name:   "primary killed, witness agrees: promote",
@@ -325,12 +329,14 @@ func TestDecideScenarios(t *testing.T) {
 			in:     Input{Local: with(connected, func(l *Local) { l.PeerRole = drbd.RoleSecondary }), Peer: peer("san1", MemberAlive, time.Minute, drbd.RoleSecondary, IntentSwitchover)},
 			want:   Promote,
 			reason: "peer san1 hands over (intent switchover) and is secondary, disk UpToDate, connected: promote",
+			handed: true,
 		},
 		{
 			name:   "switchover: peer promotes once DRBD shows the old primary demoted, before its tag follows",
 			in:     Input{Local: with(connected, func(l *Local) { l.PeerRole = drbd.RoleSecondary }), Peer: peer("san1", MemberAlive, time.Minute, drbd.RolePrimary, IntentSwitchover)},
 			want:   Promote,
 			reason: "peer san1 hands over (intent switchover) and is secondary, disk UpToDate, connected: promote",
+			handed: true,
 		},
 		{
 			name:   "switchover: peer waits while DRBD still shows the old primary primary",
@@ -413,7 +419,7 @@ func TestDecideScenarios(t *testing.T) {
 			tc.in.Now = t0
 			tc.in.Policy = Policy{Settle: time.Second} // the reasons below are written for 1 s
 			got := Decide(tc.in)
-			want := Decision{Action: tc.want, Reason: tc.reason, Quorum: HasQuorum(tc.in), NeedsAdmin: tc.admin, IntentDone: tc.done, ForceDisconnect: tc.force}
+			want := Decision{Action: tc.want, Reason: tc.reason, Quorum: HasQuorum(tc.in), NeedsAdmin: tc.admin, IntentDone: tc.done, ForceDisconnect: tc.force, HandOver: tc.handed}
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("Decide (-want +got):\n%s", diff)
 			}

@@ -64,7 +64,8 @@
 //	           peer never seen -> Stay. Peer up and advertising primary -> Stay.
 //	           DRBD not Connected (still syncing or cut) -> Stay.
 //	           S8 peer hands over (standby/switchover) -> Promote (once its tag, or
-//	              DRBD connected, shows it Secondary).
+//	              DRBD connected, shows it Secondary), marked HandOver: the
+//	              peer closed the pool in order, so no metadata check is due.
 //	           S9 nobody primary: peer disk not UpToDate -> Promote; else tie-break.
 //	Unknown role: Stay.
 //

@@ -139,7 +139,10 @@ func (p *drbdPair) initialize(ctx context.Context) error {
 		{"pvcreate", "--yes", dev},
 		{"vgcreate", vg, dev},
 		{"lvcreate", "--yes", "--size", sizeArg(p.cfg.Pair.DRBD.MetaSize), "--name", "meta", vg},
-		{"mkfs.ext4", "-q", "-L", "sand-meta", "/dev/" + vg + "/meta"},
+		// Initialized in full now, not by ext4's lazyinit thread after
+		// the first mount: zeroing inode tables through DRBD slowed the
+		// first promotions (a 2.3 s mount, measured under TCG).
+		{"mkfs.ext4", "-q", "-L", "sand-meta", "-E", "lazy_itable_init=0,lazy_journal_init=0", "/dev/" + vg + "/meta"},
 		{"lvcreate", "--yes", "--type", "thin-pool", "--extents", "90%FREE", "--name", p.cfg.Pool.ThinPool, vg},
 		{"vgchange", "--activate", "n", vg},
 	}
@@ -173,7 +176,11 @@ func (p *drbdPair) poolStep() failover.Step {
 		Name: "pool " + vg,
 		Start: func(ctx context.Context) error {
 			t0 := time.Now()
-			if err := p.vgchange(ctx, "--activate", "y", "--ignoremonitoring"); err != nil {
+			conf := lvmFast
+			if failover.HandingOver(ctx) {
+				conf = lvmHandOver
+			}
+			if err := p.vgchange(ctx, conf, "--activate", "y", "--ignoremonitoring"); err != nil {
 				return fmt.Errorf("activate volume group %s: %w", vg, err)
 			}
 			t1 := time.Now()
@@ -191,7 +198,7 @@ func (p *drbdPair) poolStep() failover.Step {
 			if err := p.mountDBRoot(); err != nil {
 				return err
 			}
-			p.log.Info("pool active", "vg", vg, "vgchange", t1.Sub(t0), "mount", t2.Sub(t1), "dbroot", time.Since(t2))
+			p.log.Info("pool active", "vg", vg, "vgchange", t1.Sub(t0), "thin_check", conf == lvmFast, "mount", t2.Sub(t1), "dbroot", time.Since(t2))
 			return nil
 		},
 		Stop: func(ctx context.Context) error {
@@ -252,9 +259,9 @@ func (p *drbdPair) deactivate(ctx context.Context) error {
 }
 
 // vgchange runs vgchange on the pool's volume group, looking at the DRBD
-// device only, in lvmFast's mode.
-func (p *drbdPair) vgchange(ctx context.Context, args ...string) error {
-	_, err := p.run.Run(ctx, "vgchange", append(args, "--devices", p.res.Device(), "--config", lvmFast, p.cfg.Pool.VG)...)
+// device only, with LVM configuration conf (lvmFast or lvmHandOver).
+func (p *drbdPair) vgchange(ctx context.Context, conf string, args ...string) error {
+	_, err := p.run.Run(ctx, "vgchange", append(args, "--devices", p.res.Device(), "--config", conf, p.cfg.Pool.VG)...)
 	return err
 }
 
@@ -264,7 +271,7 @@ func (p *drbdPair) vgchange(ctx context.Context, args ...string) error {
 // under TCG.
 func (p *drbdPair) monitoring() failover.Chore {
 	return failover.Chore{Name: "thin pool monitoring", Run: func(ctx context.Context) error {
-		if err := p.vgchange(ctx, "--monitor", "y"); err != nil {
+		if err := p.vgchange(ctx, lvmFast, "--monitor", "y"); err != nil {
 			return fmt.Errorf("monitor volume group %s: %w", p.cfg.Pool.VG, err)
 		}
 		return nil
@@ -302,6 +309,13 @@ func (p *drbdPair) mountDBRoot() error {
 // VM lab), so a pool the kernel flagged needs_check stays flagged (and
 // read-only) until the admin runs a full check.
 const lvmFast = `activation { udev_sync = 0 udev_rules = 0 } global { thin_check_options = [ "-q", "--skip-mappings" ] }`
+
+// lvmHandOver is lvmFast without thin_check, for a promotion after the
+// peer let go in order (failover.HandingOver): it closed the pool a moment
+// ago, the kernel committing the pool's metadata as it removed it, and
+// the check costs about 0.2 s of the switchover under TCG. A promotion
+// after a crash keeps the check.
+const lvmHandOver = `activation { udev_sync = 0 udev_rules = 0 } global { thin_check_executable = "" }`
 
 // mounted reports whether dir is a mount point, from /proc/self/mounts.
 func mounted(dir string) bool {

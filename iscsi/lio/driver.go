@@ -110,12 +110,14 @@ func (d *Driver) Apply(ctx context.Context, tg iscsi.TargetGroup) error {
 	if err := d.loadAPTPL(l, w); err != nil {
 		return fmt.Errorf("apply LIO target group: %w", err)
 	}
+	planned := time.Now()
 	steps := planApply(l, w)
 	n, err := d.run(ctx, steps)
 	if err != nil {
 		return fmt.Errorf("apply LIO target group: %w", err)
 	}
-	d.log.Info("LIO target group applied", "targets", len(w.targets), "backstores", len(w.backstores), "changes", n, "took", time.Since(start))
+	d.log.Info("LIO target group applied", "targets", len(w.targets), "backstores", len(w.backstores), "changes", n,
+		"took", time.Since(start), "read", planned.Sub(start))
 	return nil
 }
 
@@ -276,6 +278,7 @@ func (d *Driver) run(ctx context.Context, steps []step) (int, error) {
 			return changes, fmt.Errorf("%s: %w", s.why, err)
 		}
 		var err error
+		t0 := time.Now()
 		switch s.kind {
 		case opMkdir:
 			err = d.fs.Mkdir(s.path)
@@ -297,10 +300,17 @@ func (d *Driver) run(ctx context.Context, steps []step) (int, error) {
 			return changes, fmt.Errorf("%s: %s %s: %w", s.why, s.kind, s.path, bareErr(err))
 		}
 		changes++
-		d.log.Debug("configfs", "op", string(s.kind), "path", s.path, "value", redact(s))
+		level := slog.LevelDebug
+		if time.Since(t0) >= slowStep {
+			level = slog.LevelInfo // the kernel's side of a failover: which step costs
+		}
+		d.log.Log(ctx, level, "configfs", "op", string(s.kind), "path", s.path, "value", redact(s), "took", time.Since(t0))
 	}
 	return changes, nil
 }
+
+// slowStep is the configfs change worth a line in the journal.
+const slowStep = 50 * time.Millisecond
 
 // redact hides CHAP secrets from logs.
 func redact(s step) string {

@@ -226,6 +226,9 @@ func (f *failoverLab) switchover(tb testing.TB, ctx context.Context) switchFigur
 	if errs := w.errors(); len(errs) > 0 {
 		tb.Fatalf("the writer saw I/O errors during the switchover:\n%v", errs)
 	}
+	if notes := w.notes(); len(notes) > 0 {
+		tb.Logf("writer's other lines: %v", notes[:min(len(notes), 6)])
+	}
 	var end time.Time
 	s.gap, end = maxGap(w.acks())
 	s.ended = end.Sub(move)

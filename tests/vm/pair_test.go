@@ -35,7 +35,7 @@ const (
 )
 
 // tools the tier needs on the host besides what mkimage.sh installs.
-var tools = []string{"qemu-system-x86_64", "ip", "qemu-io", "iscsi-ls", "iscsi-inq", "iscsi-readcapacity16", "go"}
+var tools = []string{"qemu-system-x86_64", "ip", "qemu-io", "stdbuf", "iscsi-ls", "iscsi-inq", "iscsi-readcapacity16", "go"}
 
 // TestPairSmoke boots san1 and san2 from the image and checks each box
 // runs sand with its node settings, sees its data disk, has DRBD 8.4 and

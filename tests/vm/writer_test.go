@@ -87,14 +87,18 @@ func startWriter(tb testing.TB, l *lab.Lab, portal string, lu ui.LUNView, n int)
 	var b [1]byte
 	rand.Read(b[:])
 	w := &writer{out: &stampedLines{}, salt: int(b[0]), n: n}
-	args := []string{"--image-opts"}
+	// qemu-io buffers its output in full when it goes to a pipe: the
+	// acknowledgements would reach the test in bursts of about a second,
+	// stamped late. stdbuf makes it line-buffered, so each line's stamp is
+	// when the write completed (to within the pipe's latency).
+	args := []string{"-oL", "qemu-io", "--image-opts"}
 	for i := range n {
 		args = append(args, "-c", fmt.Sprintf("write -P 0x%02x %d %d", w.pattern(i), writerBase+int64(i)*writerBlock, writerBlock),
 			"-c", fmt.Sprintf("sleep %d", writerPace))
 	}
 	args = append(args, lunOpts(portal, lu.Target, lu.Number))
 	w.start = time.Now()
-	p, err := l.Client().StartTee(w.out, "qemu-io", args...)
+	p, err := l.Client().StartTee(w.out, "stdbuf", args...)
 	if err != nil {
 		tb.Fatal(err)
 	}
