@@ -302,20 +302,25 @@ func (p *drbdPair) mountDBRoot() error {
 // lvmFast has LVM create and remove the volume group's /dev nodes and
 // links itself (LVM's mode for systems without udev): activation does not
 // wait for udev's rules, and udev's rules leave these devices alone; the
-// pool step's deactivation removes the devices and links the same way. thin_check skips the
-// per-block mappings (superblock and space maps are still checked); it
-// refuses --clear-needs-check-flag together with --skip-mappings ("cannot
-// perform fix without a full examination": every promotion failed in the
-// VM lab), so a pool the kernel flagged needs_check stays flagged (and
-// read-only) until the admin runs a full check.
-const lvmFast = `activation { udev_sync = 0 udev_rules = 0 } global { thin_check_options = [ "-q", "--skip-mappings" ] }`
+// pool step's deactivation removes the devices and links the same way.
+// LVM skips the md, multipath and firmware-RAID component checks of the
+// device it is given (DRBD's, never such a component). thin_check skips
+// the per-block mappings (superblock and space maps are still checked);
+// it refuses --clear-needs-check-flag together with --skip-mappings
+// ("cannot perform fix without a full examination": every promotion
+// failed in the VM lab), so a pool the kernel flagged needs_check stays
+// flagged (and read-only) until the admin runs a full check.
+const lvmFast = lvmNoUdev + ` global { thin_check_options = [ "-q", "--skip-mappings" ] }`
 
 // lvmHandOver is lvmFast without thin_check, for a promotion after the
 // peer let go in order (failover.HandingOver): it closed the pool a moment
 // ago, the kernel committing the pool's metadata as it removed it, and
 // the check costs about 0.2 s of the switchover under TCG. A promotion
 // after a crash keeps the check.
-const lvmHandOver = `activation { udev_sync = 0 udev_rules = 0 } global { thin_check_executable = "" }`
+const lvmHandOver = lvmNoUdev + ` global { thin_check_executable = "" }`
+
+const lvmNoUdev = `activation { udev_sync = 0 udev_rules = 0 } ` +
+	`devices { md_component_detection = 0 multipath_component_detection = 0 fw_raid_component_detection = 0 }`
 
 // mounted reports whether dir is a mount point, from /proc/self/mounts.
 func mounted(dir string) bool {
