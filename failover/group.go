@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 )
 
@@ -86,31 +87,66 @@ func (g *Group) stop(ctx context.Context, steps []Step) ([]StepTiming, error) {
 // that no initiator waits for (removing orphan volumes, thin-pool
 // monitoring), run in the background one after the other, each given a
 // minute, once ChoreDelay has passed. A failed chore is logged; it never
-// fails the promotion.
+// fails the promotion. Stopping the step cancels the chores and waits for
+// the one running: an LVM command still scanning the DRBD device would
+// make DRBD refuse to demote.
 func Background(log *slog.Logger, chores ...Chore) Step {
+	var mu sync.Mutex
+	var cancel context.CancelFunc
+	var done chan struct{}
 	return Step{
 		Name: "background chores",
 		Start: func(ctx context.Context) error {
-			ctx = context.WithoutCancel(ctx)
-			go func() {
-				time.Sleep(ChoreDelay)
-				for _, c := range chores {
-					cctx, cancel := context.WithTimeout(ctx, time.Minute)
-					t0 := time.Now()
-					if err := c.Run(cctx); err != nil {
-						log.Warn("background chore failed", "chore", c.Name, "err", err)
-					} else {
-						log.Info("background chore done", "chore", c.Name, "took", time.Since(t0))
-					}
-					cancel()
-				}
-			}()
+			mu.Lock()
+			defer mu.Unlock()
+			if done != nil {
+				return nil // running already (an adopted primary)
+			}
+			var cctx context.Context
+			cctx, cancel = context.WithCancel(context.WithoutCancel(ctx))
+			done = make(chan struct{})
+			go runChores(cctx, log, done, chores)
 			return nil
 		},
-		// A demotion waits for no chore: one that runs late finds the box
-		// demoted and does nothing (Box.Sweep) or fails harmlessly
-		// (monitoring a deactivated pool).
-		Stop: func(context.Context) error { return nil },
+		Stop: func(ctx context.Context) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if done == nil {
+				return nil
+			}
+			cancel()
+			select {
+			case <-done:
+			case <-ctx.Done():
+				return fmt.Errorf("wait for the background chores to end: %w", ctx.Err())
+			}
+			done = nil
+			return nil
+		},
+	}
+}
+
+func runChores(ctx context.Context, log *slog.Logger, done chan<- struct{}, chores []Chore) {
+	defer close(done)
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(ChoreDelay):
+	}
+	for _, c := range chores {
+		cctx, cancel := context.WithTimeout(ctx, time.Minute)
+		t0 := time.Now()
+		err := c.Run(cctx)
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			log.Info("background chore cancelled: the box demotes", "chore", c.Name)
+			return
+		case err != nil:
+			log.Warn("background chore failed", "chore", c.Name, "err", err)
+		default:
+			log.Info("background chore done", "chore", c.Name, "took", time.Since(t0))
+		}
 	}
 }
 

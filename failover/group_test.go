@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -105,5 +106,39 @@ func TestBackgroundChores(t *testing.T) {
 	got := []string{<-ran, <-ran}
 	if diff := cmp.Diff([]string{"sweep", "monitor"}, got); diff != "" {
 		t.Errorf("chores (-want +got):\n%s", diff)
+	}
+	if err := step.Stop(context.Background()); err != nil {
+		t.Errorf("stop after the chores ended: %v", err)
+	}
+}
+
+// Stopping the step (a demotion) cancels the running chore, waits for it,
+// and skips the rest: no LVM command may hold the DRBD device meanwhile.
+func TestBackgroundChoresEndBeforeTheDemotion(t *testing.T) {
+	started := make(chan struct{})
+	var ran []string
+	chore := func(name string) Chore {
+		return Chore{Name: name, Run: func(ctx context.Context) error {
+			close(started)
+			<-ctx.Done()
+			time.Sleep(50 * time.Millisecond) // the command takes a moment to die
+			ran = append(ran, name+" ended")
+			return ctx.Err()
+		}}
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	step := Background(log, chore("sweep"), Chore{Name: "monitor", Run: func(context.Context) error {
+		ran = append(ran, "monitor")
+		return nil
+	}})
+	if err := step.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	if err := step.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"sweep ended"}, ran); diff != "" {
+		t.Errorf("chores when Stop returned (-want +got):\n%s", diff)
 	}
 }

@@ -169,7 +169,15 @@ func startTarget(ctx context.Context, cfg appliance.Config, portal string, log *
 		}
 		return tgt.New(command.Exec{Log: log}, cfg.Target.TgtControlPort, log), nil
 	case "lio":
-		return lio.New(lio.NewOSFS(cfg.Target.ConfigFS), log), nil
+		d := lio.New(lio.NewOSFS(cfg.Target.ConfigFS), log)
+		if cfg.Paired() {
+			// Best effort: an unwarmed kernel only makes the first
+			// takeover slower.
+			if err := d.Warm(ctx); err != nil {
+				log.Warn("warm LIO for the first takeover", "err", err)
+			}
+		}
+		return d, nil
 	}
 	return nil, fmt.Errorf("unknown target driver %q", cfg.Target.Driver)
 }

@@ -738,3 +738,31 @@ func TestParseAPTPLRejectsDamage(t *testing.T) {
 		t.Errorf("empty file: %q, %v", regs, err)
 	}
 }
+
+// Warm leaves configfs as it found it: an HBA made and removed when there
+// was none, nothing touched when sand's HBA exists (a primary's).
+func TestWarm(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t)
+	r.k.takeOps()
+	if err := r.d.Warm(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"mkdir core/fileio_0", "rmdir core/fileio_0"}, r.k.takeOps()); diff != "" {
+		t.Errorf("warm without an HBA (-want +got):\n%s", diff)
+	}
+	if err := r.d.Apply(ctx, baseGroup()); err != nil {
+		t.Fatal(err)
+	}
+	r.k.takeOps()
+	if err := r.d.Warm(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ops := r.k.takeOps(); len(ops) != 0 {
+		t.Errorf("warm beside a serving configuration changed it: %v", ops)
+	}
+	os.RemoveAll(r.k.abs("core"))
+	if err := r.d.Warm(ctx); !errors.Is(err, ErrNotLoaded) {
+		t.Errorf("warm without target_core_mod: %v, want ErrNotLoaded", err)
+	}
+}

@@ -35,35 +35,21 @@ func BenchmarkFailoverKill(b *testing.B) {
 	}
 	f.mon.stop()
 	f.noDualPrimary(b)
-	stat := func(get func(killFigures) time.Duration) (lo, med, hi time.Duration) {
-		var ds []time.Duration
-		for _, k := range rounds {
-			ds = append(ds, get(k))
-		}
-		slices.Sort(ds)
-		return ds[0], ds[len(ds)/2], ds[len(ds)-1]
-	}
 	verified := 0
 	for _, k := range rounds {
 		verified += k.verified
 	}
-	lo, med, hi := stat(func(k killFigures) time.Duration { return k.firstRead })
+	lo, med, hi := spread(rounds, func(k killFigures) time.Duration { return k.firstRead })
 	b.ReportMetric(med.Seconds(), "s-median-kill-to-read")
 	b.ReportMetric(hi.Seconds(), "s-max-kill-to-read")
 	b.Logf("FAILOVER %d kills of the primary's QEMU, kill -> first verified read through the VIP: min %v, median %v, max %v (the classic Pacemaker stack here: median 39.8 s)",
 		len(rounds), lo.Round(time.Millisecond), med.Round(time.Millisecond), hi.Round(time.Millisecond))
-	for _, part := range []struct {
-		name string
-		get  func(killFigures) time.Duration
-	}{
+	logParts(b, "FAILOVER", rounds, []part[killFigures]{
 		{"detection (kill -> peer declared failed)", func(k killFigures) time.Duration { return k.detection }},
 		{"promotion (-> resource group started)", func(k killFigures) time.Duration { return k.promotion }},
 		{"initiator reconnect (-> first verified read)", func(k killFigures) time.Duration { return k.reconnect }},
 		{"writer resumed (kill -> first acknowledged write)", func(k killFigures) time.Duration { return k.resumed }},
-	} {
-		lo, med, hi := stat(part.get)
-		b.Logf("FAILOVER   %s: min %v, median %v, max %v", part.name, lo.Round(time.Millisecond), med.Round(time.Millisecond), hi.Round(time.Millisecond))
-	}
+	})
 	b.Logf("FAILOVER %d acknowledged writes verified over %d kills, none lost; the writer never saw an I/O error", verified, len(rounds))
 }
 
@@ -79,7 +65,6 @@ func BenchmarkSwitchover(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	f := newFailoverLab(b, ctx)
-	var gaps []time.Duration
 	var rounds []switchFigures
 	for i := range switchRounds {
 		s := f.switchover(b, ctx)
@@ -87,35 +72,46 @@ func BenchmarkSwitchover(b *testing.B) {
 		for _, m := range s.steps {
 			b.Logf("SWITCHOVER round %d: %s", i+1, m)
 		}
-		gaps = append(gaps, s.gap)
 		rounds = append(rounds, s)
 		// Let the new secondary settle into sync before the next move.
 		waitHealthy(b, ctx, f.l, "the pair to be in sync again")
 	}
 	f.mon.stop()
 	f.noDualPrimary(b)
-	for _, part := range []struct {
-		name string
-		get  func(switchFigures) time.Duration
-	}{
+	logParts(b, "SWITCHOVER", rounds, []part[switchFigures]{
 		{"old primary let go (last write -> demoted)", func(s switchFigures) time.Duration { return s.stop }},
 		{"new primary started (-> promoted)", func(s switchFigures) time.Duration { return s.start }},
 		{"initiator back (-> first acknowledged write)", func(s switchFigures) time.Duration { return s.reconnect }},
-	} {
-		var d []time.Duration
-		for _, r := range rounds {
-			d = append(d, part.get(r))
-		}
-		slices.Sort(d)
-		b.Logf("SWITCHOVER   %s: min %v, median %v, max %v", part.name, d[0].Round(time.Millisecond), d[len(d)/2].Round(time.Millisecond), d[len(d)-1].Round(time.Millisecond))
-	}
-	slices.Sort(gaps)
-	med := gaps[len(gaps)/2]
+	})
+	lo, med, hi := spread(rounds, func(s switchFigures) time.Duration { return s.gap })
 	b.ReportMetric(med.Seconds(), "s-median-switchover-pause")
 	verdict := "met"
 	if med > 3*time.Second {
 		verdict = "NOT met"
 	}
 	b.Logf("SWITCHOVER %d planned moves under the writer, longest pause between acknowledged writes: min %v, median %v, max %v (target 3 s: %s; the classic Pacemaker stack here: 55.6 s)",
-		len(gaps), gaps[0].Round(time.Millisecond), med.Round(time.Millisecond), gaps[len(gaps)-1].Round(time.Millisecond), verdict)
+		len(rounds), lo.Round(time.Millisecond), med.Round(time.Millisecond), hi.Round(time.Millisecond), verdict)
+}
+
+// part is one figure of a benchmark's rounds.
+type part[T any] struct {
+	name string
+	get  func(T) time.Duration
+}
+
+// spread is a figure's min, median and max over the rounds.
+func spread[T any](rounds []T, get func(T) time.Duration) (lo, med, hi time.Duration) {
+	var ds []time.Duration
+	for _, r := range rounds {
+		ds = append(ds, get(r))
+	}
+	slices.Sort(ds)
+	return ds[0], ds[len(ds)/2], ds[len(ds)-1]
+}
+
+func logParts[T any](b *testing.B, label string, rounds []T, parts []part[T]) {
+	for _, p := range parts {
+		lo, med, hi := spread(rounds, p.get)
+		b.Logf("%s   %s: min %v, median %v, max %v", label, p.name, lo.Round(time.Millisecond), med.Round(time.Millisecond), hi.Round(time.Millisecond))
+	}
 }
