@@ -309,7 +309,7 @@ func (c *Controller) step(ctx context.Context) {
 	switch d.Action {
 	case Promote:
 		c.Record(EventDecision, "%s", d.Reason)
-		timings, err := c.promote(ctx, d)
+		timings, disconnected, err := c.promote(ctx, d)
 		if err != nil {
 			c.failures++
 			c.retryAt = c.Now().Add(RetryBackoff(c.failures))
@@ -321,6 +321,9 @@ func (c *Controller) step(ctx context.Context) {
 			c.promotions++
 			c.mu.Unlock()
 			c.Record(EventPromoted, "%s is primary (%s)", c.Name, timingText(timings))
+		}
+		if disconnected {
+			c.listenAgain(ctx)
 		}
 	case Demote:
 		c.Record(EventDecision, "%s", d.Reason)
@@ -342,31 +345,37 @@ func (c *Controller) step(ctx context.Context) {
 }
 
 // promote starts the resource group, first dropping a replication link
-// that still points at a dead peer when the decision says so.
-func (c *Controller) promote(ctx context.Context, d Decision) ([]StepTiming, error) {
+// that still points at a dead peer when the decision says so (disconnected
+// reports that it did).
+func (c *Controller) promote(ctx context.Context, d Decision) (timings []StepTiming, disconnected bool, err error) {
 	if d.HandOver {
 		ctx = context.WithValue(ctx, handOverKey{}, true)
 	}
 	link, ok := c.Storage.(LinkBreaker)
-	if !d.ForceDisconnect || !ok {
-		return c.Group.Start(ctx)
+	if d.ForceDisconnect && ok {
+		t0 := time.Now()
+		if err := link.ForceDisconnect(ctx); err != nil {
+			return []StepTiming{{Step: "force disconnect", Took: time.Since(t0), Err: err}}, false, fmt.Errorf("force the disconnect from %s: %w", c.PeerName, err)
+		}
+		timings = append(timings, StepTiming{Step: "force disconnect", Took: time.Since(t0)})
+		disconnected = true
 	}
-	t0 := time.Now()
-	if err := link.ForceDisconnect(ctx); err != nil {
-		return []StepTiming{{Step: "force disconnect", Took: time.Since(t0), Err: err}}, fmt.Errorf("force the disconnect from %s: %w", c.PeerName, err)
-	}
-	timings := []StepTiming{{Step: "force disconnect", Took: time.Since(t0)}}
 	started, err := c.Group.Start(ctx)
-	timings = append(timings, started...)
-	// Listen for the peer again whether or not the promotion took: a
-	// returning peer must find this box, as primary or secondary.
-	t1 := time.Now()
-	rerr := link.Reconnect(ctx)
-	timings = append(timings, StepTiming{Step: "reconnect", Took: time.Since(t1), Err: rerr})
-	if rerr != nil {
-		c.Record(EventStepFailed, "listen for %s again after the forced disconnect: %v", c.PeerName, rerr)
+	return append(timings, started...), disconnected, err
+}
+
+// listenAgain lets DRBD connect to the peer again after a forced
+// disconnect, whether or not the promotion took: a returning peer must
+// find this box, as primary or secondary. It follows the promotion's
+// event (the box serves already; `drbdadm connect` took 1.1 s in the TCG
+// lab).
+func (c *Controller) listenAgain(ctx context.Context) {
+	t0 := time.Now()
+	if err := c.Storage.(LinkBreaker).Reconnect(ctx); err != nil {
+		c.Record(EventStepFailed, "listen for %s again after the forced disconnect: %v", c.PeerName, err)
+		return
 	}
-	return timings, err
+	c.Log.Info("listening for the peer again", "peer", c.PeerName, "took", time.Since(t0))
 }
 
 type handOverKey struct{}
