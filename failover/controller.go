@@ -329,6 +329,12 @@ func (c *Controller) step(ctx context.Context) {
 		c.Record(EventDecision, "%s", d.Reason)
 		timings, err := c.Group.Stop(ctx)
 		if err != nil {
+			// Part of the group is down: the box no longer serves in
+			// full. Not primary any more, the loop either demotes again
+			// or, if the decision turns to Stay (the peer is no longer
+			// ready), adopts the DRBD primary role and starts the group
+			// again, instead of claiming a role it does not serve.
+			c.setPrimary(false)
 			c.Record(EventStepFailed, "demotion stopped at a failed step: %v (%s)", err, timingText(timings))
 		} else {
 			c.setPrimary(false)

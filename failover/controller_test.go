@@ -55,6 +55,8 @@ type controllerRig struct {
 	journal []string
 	events  []string
 	now     time.Time
+	// failStop names a step whose Stop fails.
+	failStop string
 }
 
 // newRig is san2, secondary and in sync with san1 (primary), a witness up.
@@ -85,6 +87,9 @@ func newRig(t *testing.T, failStep string) *controllerRig {
 			},
 			Stop: func(context.Context) error {
 				r.journal = append(r.journal, "stop "+name)
+				if name == r.failStop {
+					return errors.New("injected failure")
+				}
 				if name == "drbd" {
 					r.link.local.Role = drbd.RoleSecondary
 				}
@@ -285,5 +290,38 @@ func TestControllerMarksAHandOver(t *testing.T) {
 	want := []string{"start drbd (hand-over)", "start target (hand-over)", "start vip (hand-over)"}
 	if diff := cmp.Diff(want, r.journal); diff != "" {
 		t.Errorf("hand-over promotion (-want +got):\n%s", diff)
+	}
+}
+
+// A demotion that stops half way leaves a box that no longer serves in
+// full: if the peer is then no longer ready (the switchover cannot go on),
+// the box starts its group again instead of claiming a role it does not
+// serve (seen in the VM lab with 31 LUNs: no box held the VIP).
+func TestControllerFailedDemotionServesAgain(t *testing.T) {
+	r := newRig(t, "")
+	r.link.local.Role, r.link.local.PeerRole = drbd.RolePrimary, drbd.RoleSecondary
+	r.cluster.peer.Role = drbd.RoleSecondary
+	r.at(0) // adopts the DRBD primary role: the group starts
+	r.c.SetIntent(IntentSwitchover)
+	r.failStop = "target"
+	r.journal = nil
+	r.at(100 * time.Millisecond)
+	if diff := cmp.Diff([]string{"stop vip", "stop target"}, r.journal); diff != "" {
+		t.Fatalf("failed demotion (-want +got):\n%s", diff)
+	}
+	if r.c.Primary() {
+		t.Error("a box whose group stopped half way still counts as primary")
+	}
+	// The peer is no longer ready to take over (its disk was outdated).
+	r.failStop = ""
+	r.link.local.PeerDisk = drbd.DiskOutdated
+	r.journal = nil
+	r.at(200 * time.Millisecond)
+	want := []string{"start drbd", "start target", "start vip"}
+	if diff := cmp.Diff(want, r.journal); diff != "" {
+		t.Fatalf("after the failed demotion (-want +got):\n%s", diff)
+	}
+	if !r.c.Primary() {
+		t.Error("not primary after starting the group again")
 	}
 }

@@ -246,13 +246,15 @@ func (p *drbdPair) deactivate(ctx context.Context) error {
 	}
 	for _, l := range links {
 		path := filepath.Join(dir, l.Name())
-		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) { // its device is gone
-			if err := os.Remove(path); err != nil {
+		// Its device is gone. udev may remove the link too (it did, under
+		// load, with 31 LUNs): a link already gone is fine.
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return fmt.Errorf("deactivate volume group %s: %w", vg, err)
 			}
 		}
 	}
-	if err := os.Remove(dir); err != nil && !errors.Is(err, syscall.ENOTEMPTY) {
+	if err := os.Remove(dir); err != nil && !errors.Is(err, syscall.ENOTEMPTY) && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("deactivate volume group %s: %w", vg, err)
 	}
 	return nil
