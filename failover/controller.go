@@ -309,7 +309,7 @@ func (c *Controller) step(ctx context.Context) {
 	switch d.Action {
 	case Promote:
 		c.Record(EventDecision, "%s", d.Reason)
-		timings, disconnected, err := c.promote(ctx, d)
+		timings, dropped, err := c.promote(ctx, d)
 		if err != nil {
 			c.failures++
 			c.retryAt = c.Now().Add(RetryBackoff(c.failures))
@@ -322,8 +322,8 @@ func (c *Controller) step(ctx context.Context) {
 			c.mu.Unlock()
 			c.Record(EventPromoted, "%s is primary (%s)", c.Name, timingText(timings))
 		}
-		if disconnected {
-			c.listenAgain(ctx)
+		if dropped != nil {
+			c.listenAgain(ctx, dropped)
 		}
 	case Demote:
 		c.Record(EventDecision, "%s", d.Reason)
@@ -351,9 +351,9 @@ func (c *Controller) step(ctx context.Context) {
 }
 
 // promote starts the resource group, first dropping a replication link
-// that still points at a dead peer when the decision says so (disconnected
-// reports that it did).
-func (c *Controller) promote(ctx context.Context, d Decision) (timings []StepTiming, disconnected bool, err error) {
+// that still points at a dead peer when the decision says so (dropped is
+// that link, nil if none was dropped).
+func (c *Controller) promote(ctx context.Context, d Decision) (timings []StepTiming, dropped LinkBreaker, err error) {
 	if d.HandOver {
 		ctx = context.WithValue(ctx, handOverKey{}, true)
 	}
@@ -361,13 +361,13 @@ func (c *Controller) promote(ctx context.Context, d Decision) (timings []StepTim
 	if d.ForceDisconnect && ok {
 		t0 := time.Now()
 		if err := link.ForceDisconnect(ctx); err != nil {
-			return []StepTiming{{Step: "force disconnect", Took: time.Since(t0), Err: err}}, false, fmt.Errorf("force the disconnect from %s: %w", c.PeerName, err)
+			return []StepTiming{{Step: "force disconnect", Took: time.Since(t0), Err: err}}, nil, fmt.Errorf("force the disconnect from %s: %w", c.PeerName, err)
 		}
 		timings = append(timings, StepTiming{Step: "force disconnect", Took: time.Since(t0)})
-		disconnected = true
+		dropped = link
 	}
 	started, err := c.Group.Start(ctx)
-	return append(timings, started...), disconnected, err
+	return append(timings, started...), dropped, err
 }
 
 // listenAgain lets DRBD connect to the peer again after a forced
@@ -375,9 +375,9 @@ func (c *Controller) promote(ctx context.Context, d Decision) (timings []StepTim
 // find this box, as primary or secondary. It follows the promotion's
 // event (the box serves already; `drbdadm connect` took 1.1 s in the TCG
 // lab).
-func (c *Controller) listenAgain(ctx context.Context) {
+func (c *Controller) listenAgain(ctx context.Context, link LinkBreaker) {
 	t0 := time.Now()
-	if err := c.Storage.(LinkBreaker).Reconnect(ctx); err != nil {
+	if err := link.Reconnect(ctx); err != nil {
 		c.Record(EventStepFailed, "listen for %s again after the forced disconnect: %v", c.PeerName, err)
 		return
 	}

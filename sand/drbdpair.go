@@ -226,7 +226,7 @@ func (p *drbdPair) poolStep() failover.Step {
 // fails vgchange.
 func (p *drbdPair) deactivate(ctx context.Context) error {
 	vg := p.cfg.Pool.VG
-	names, err := lvm.DeviceMapperNames("/sys", vg)
+	names, err := lvm.DeviceMapperNames(lvm.Sysfs, vg)
 	if err != nil {
 		return fmt.Errorf("deactivate volume group %s: %w", vg, err)
 	}

@@ -97,12 +97,9 @@ func (d *Driver) Apply(ctx context.Context, tg iscsi.TargetGroup) error {
 	if err != nil {
 		return fmt.Errorf("apply LIO target group: %w", err)
 	}
-	l, err := readLive(d.fs)
+	l, err := d.loadedLive()
 	if err != nil {
-		return fmt.Errorf("apply LIO target group: read live configfs: %w", err)
-	}
-	if !l.loaded {
-		return fmt.Errorf("apply LIO target group: %w", ErrNotLoaded)
+		return fmt.Errorf("apply LIO target group: %w", err)
 	}
 	if err := d.prepareDBRoot(l); err != nil {
 		return fmt.Errorf("apply LIO target group: %w", err)
@@ -219,12 +216,12 @@ func ParseAPTPL(data []byte) ([]string, error) {
 func (d *Driver) Stop(ctx context.Context) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	l, err := readLive(d.fs)
-	if err != nil {
-		return fmt.Errorf("stop LIO: read live configfs: %w", err)
-	}
-	if !l.loaded {
+	l, err := d.loadedLive()
+	if errors.Is(err, ErrNotLoaded) {
 		return nil // nothing can be exported
+	}
+	if err != nil {
+		return fmt.Errorf("stop LIO: %w", err)
 	}
 	n, err := d.run(ctx, planStop(l))
 	if err != nil {
@@ -237,6 +234,19 @@ func (d *Driver) Stop(ctx context.Context) error {
 	return nil
 }
 
+// loadedLive reads the live configfs tree; ErrNotLoaded if the target
+// core is not loaded.
+func (d *Driver) loadedLive() (*live, error) {
+	l, err := readLive(d.fs)
+	if err != nil {
+		return nil, fmt.Errorf("read live configfs: %w", err)
+	}
+	if !l.loaded {
+		return nil, ErrNotLoaded
+	}
+	return l, nil
+}
+
 // Warm creates sand's HBA and removes it again, unless it exists: the
 // first HBA of a boot took the kernel 0.4-1.2 s to create under TCG, later
 // ones milliseconds. A pair's secondary warms at start, so that its first
@@ -244,12 +254,9 @@ func (d *Driver) Stop(ctx context.Context) error {
 func (d *Driver) Warm(ctx context.Context) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	l, err := readLive(d.fs)
+	l, err := d.loadedLive()
 	if err != nil {
-		return fmt.Errorf("warm LIO: read live configfs: %w", err)
-	}
-	if !l.loaded {
-		return fmt.Errorf("warm LIO: %w", ErrNotLoaded)
+		return fmt.Errorf("warm LIO: %w", err)
 	}
 	if contains(l.hbas, fileioHBA) {
 		return nil

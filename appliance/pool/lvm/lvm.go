@@ -31,9 +31,10 @@ type Pool struct {
 	// disk of the box, which costs it seconds under load.
 	Devices []string
 	Run     command.Runner
-	// Sysfs is where sysfs is mounted ("" is /sys; tests set their own).
-	Sysfs string
 }
+
+// Sysfs is where the kernel's sysfs is mounted.
+const Sysfs = "/sys"
 
 // lvm runs one LVM command, limited to Devices.
 func (p *Pool) lvm(ctx context.Context, cmd string, args ...string) ([]byte, error) {
@@ -131,18 +132,11 @@ func (p *Pool) Stat(ctx context.Context, name string) (pool.Volume, error) {
 	if st.Mode&unix.S_IFMT != unix.S_IFBLK {
 		return pool.Volume{}, fmt.Errorf("volume %s: %s is not a block device", name, path)
 	}
-	size, err := deviceSize(p.sysfs(), st.Rdev)
+	size, err := deviceSize(Sysfs, st.Rdev)
 	if err != nil {
 		return pool.Volume{}, fmt.Errorf("volume %s: %w", name, err)
 	}
 	return pool.Volume{Name: name, Path: path, Size: size}, nil
-}
-
-func (p *Pool) sysfs() string {
-	if p.Sysfs != "" {
-		return p.Sysfs
-	}
-	return "/sys"
 }
 
 // deviceSize is a block device's size in bytes, from sysfs (in 512-byte
