@@ -107,7 +107,10 @@ type Peer struct {
 	Name   string
 	Member MemberStatus
 	// Since is when Member last changed (from the serf event's time).
-	Since      time.Time
+	Since time.Time
+	// Returned is when the peer last came back alive after serf had
+	// declared it failed (zero: never seen to fail).
+	Returned   time.Time
 	Role       drbd.Role
 	Disk       drbd.DiskState
 	Intent     Intent
@@ -136,6 +139,14 @@ type Policy struct {
 	// refutation gossiped through the witness when only the direct path
 	// failed.
 	Settle time.Duration
+	// FlapWindow and FlapSettle: a peer that came back from a failure
+	// less than FlapWindow before its current one is flapping: starved
+	// (its CPU busy, e.g. stopping hundreds of LIO objects on one vCPU), not
+	// dead. While DRBD still holds the link to it, the disconnect is
+	// forced only once it has stayed failed for FlapSettle. A dead peer
+	// does not need the force: DRBD drops the link by itself within its
+	// ping timeouts (about 3 s with drbd.TCGNet), and Settle then applies.
+	FlapWindow, FlapSettle time.Duration
 }
 
 // DefaultPolicy: serf (tuned) detects a dead peer in 0.8-1.0 s. Settle
@@ -146,7 +157,19 @@ type Policy struct {
 // stops its target. 1.4 s leaves about 0.4 s of margin (with 1 s, the
 // netns tier saw the new primary's target up 0.1-0.8 s before the old
 // one's was down).
-func DefaultPolicy() Policy { return Policy{Settle: 1400 * time.Millisecond} }
+//
+// FlapSettle (10 s) is far above the 6 s a 31-LUN demotion took under TCG
+// while serf saw the box fail and return three times.
+func DefaultPolicy() Policy {
+	return Policy{Settle: 1400 * time.Millisecond, FlapWindow: 30 * time.Second, FlapSettle: 10 * time.Second}
+}
+
+// flapping: the peer is gone now, and it came back from an earlier
+// failure less than FlapWindow before this one.
+func (in Input) flapping() bool {
+	p := in.Peer
+	return p.Member.gone() && !p.Returned.IsZero() && p.Since.Sub(p.Returned) < in.Policy.FlapWindow
+}
 
 // Input is everything the decision looks at. Now is the caller's clock.
 type Input struct {
@@ -321,18 +344,25 @@ func decideSecondary(in Input, quorum bool, stay func(string, ...any) Decision) 
 		if waited < in.Policy.Settle {
 			return stay("peer %s %s %s ago, settling for %s", p.Name, p.Member, waited.Round(time.Millisecond), in.Policy.Settle)
 		}
-		if l.Conn.Connected() && !in.Witness.Configured {
+		if l.Conn.Connected() {
+			// A peer that DRBD shows Secondary stood down: promote past
+			// it without dropping the link (DRBD refuses it a second
+			// primary role while connected).
+			if l.PeerRole == drbd.RoleSecondary {
+				return Decision{Action: Promote, Reason: fmt.Sprintf("peer %s %s %s ago, %s, disk UpToDate, DRBD connected to it as Secondary (it stood down): promote", p.Name, p.Member, waited.Round(time.Millisecond), quorumView(in))}
+			}
 			// S7p: ping targets vouch for this box's own reach, not for
 			// the peer's death: a cut gossip path leaves both boxes with
 			// quorum. A replication link that still answers says the peer
-			// lives; promote only once DRBD shows it stood down, or has
-			// lost it too.
-			if l.PeerRole != drbd.RoleSecondary {
+			// lives; wait until DRBD shows it stood down, or loses it too.
+			if !in.Witness.Configured {
 				return stay("peer %s %s %s ago but DRBD is still %s to it (peer %s) and no witness confirms its death: wait for DRBD to lose it", p.Name, p.Member, waited.Round(time.Millisecond), l.Conn, l.PeerRole)
 			}
-			return Decision{Action: Promote, Reason: fmt.Sprintf("peer %s %s %s ago, %s, disk UpToDate, DRBD connected to it as Secondary (it stood down): promote", p.Name, p.Member, waited.Round(time.Millisecond), quorumView(in))}
-		}
-		if l.Conn.Connected() {
+			// S7f: a flapping peer is starved, not dead, while DRBD
+			// still holds the link: give it FlapSettle.
+			if in.flapping() && waited < in.Policy.FlapSettle {
+				return stay("peer %s %s %s ago but came back %s before that: starved, not dead, while DRBD is still %s to it; forcing the disconnect waits for %s", p.Name, p.Member, waited.Round(time.Millisecond), p.Since.Sub(p.Returned).Round(time.Millisecond), l.Conn, in.Policy.FlapSettle)
+			}
 			return Decision{Action: Promote, ForceDisconnect: true, Reason: fmt.Sprintf("peer %s %s %s ago, %s, disk UpToDate, DRBD still %s to it: force the disconnect and promote", p.Name, p.Member, waited.Round(time.Millisecond), quorumView(in), l.Conn)}
 		}
 		return Decision{Action: Promote, Reason: fmt.Sprintf("peer %s %s %s ago, %s, disk UpToDate: promote", p.Name, p.Member, waited.Round(time.Millisecond), quorumView(in))}

@@ -40,13 +40,25 @@ var (
 		{Witness{}, Ping{Targets: 2, Reachable: 0}},
 		{Witness{}, Ping{Targets: 2, Reachable: 1}},
 	}
+	// How long ago the peer's status changed (t0), and whether it came
+	// back from a failure shortly before that: settle not passed, passed,
+	// passed after a flap, FlapSettle passed after a flap.
+	timelines = []struct {
+		elapsed  time.Duration
+		returned time.Time
+	}{
+		{0, time.Time{}},
+		{2 * time.Second, time.Time{}},
+		{2 * time.Second, t0.Add(-3 * time.Second)},
+		{11 * time.Second, t0.Add(-3 * time.Second)},
+	}
 )
 
 // forEachInput calls f with every combination of the decision's inputs:
 // local role × local disk × connection × DRBD's view of the peer (role,
 // disk) × split brain × peer membership × peer's advertised role, disk and
-// intent × witness or ping targets × intent × generation order × settle elapsed or
-// not. It returns the number of combinations.
+// intent × witness or ping targets × intent × generation order × timeline
+// (settle elapsed or not, after a flap or not). It returns the number of combinations.
 func forEachInput(f func(Input)) int {
 	n := 0
 	for _, role := range allRoles {
@@ -64,16 +76,16 @@ func forEachInput(f func(Input)) int {
 													w, ping := tb.w, tb.p
 													for _, intent := range allIntents {
 														for _, gen := range []uint64{4, 5, 6} { // peer older, equal, newer
-															for _, elapsed := range []time.Duration{0, 2 * time.Second} {
+															for _, tl := range timelines {
 																n++
 																f(Input{
-																	Now: t0.Add(elapsed),
+																	Now: t0.Add(tl.elapsed),
 																	Local: Local{
 																		Name: "san1", Role: role, Disk: disk, Conn: conn,
 																		PeerRole: dPeerRole, PeerDisk: dPeerDisk, SplitBrain: sb, Generation: 5,
 																	},
 																	Peer: Peer{
-																		Name: "san2", Member: pm, Since: t0, Role: pRole, Disk: pDisk,
+																		Name: "san2", Member: pm, Since: t0, Returned: tl.returned, Role: pRole, Disk: pDisk,
 																		Intent: pIntent, Generation: gen,
 																	},
 																	Witness: w, Ping: ping, Intent: intent, Policy: DefaultPolicy(),
@@ -148,8 +160,11 @@ func TestDecideInvariants(t *testing.T) {
 				fail("only a secondary promotes")
 			case in.Local.Conn.Connected() && in.Local.PeerRole == drbd.RolePrimary && !in.Peer.Member.gone():
 				fail("never promote while DRBD shows a primary peer that serf has not decided gone")
-			case in.Witness.Configured && in.Local.Conn.Connected() != d.ForceDisconnect && in.Peer.Member.gone():
-				fail("with a witness, a promotion past a dead peer forces the disconnect exactly when DRBD is still connected")
+			case in.Witness.Configured && in.Peer.Member.gone() &&
+				d.ForceDisconnect != (in.Local.Conn.Connected() && in.Local.PeerRole != drbd.RoleSecondary):
+				fail("with a witness, a promotion past a dead peer forces the disconnect exactly when DRBD is still connected and does not show it Secondary")
+			case d.ForceDisconnect && in.flapping() && in.Now.Sub(in.Peer.Since) < in.Policy.FlapSettle:
+				fail("never force the disconnect from a flapping peer before FlapSettle")
 			case !in.Witness.Configured && in.Peer.Member.gone() && in.Local.Conn.Connected() && in.Local.PeerRole != drbd.RoleSecondary:
 				fail("without a witness, never promote past a peer that DRBD still sees connected and not Secondary (a cut gossip path)")
 			case in.Peer.Member.up() && in.Peer.Role == drbd.RolePrimary &&
@@ -216,6 +231,7 @@ func TestDecideScenarios(t *testing.T) {
 	}
 	witness := func(m MemberStatus) Witness { return Witness{Configured: true, Name: "dom0", Member: m} }
 	with := func(l Local, f func(*Local)) Local { f(&l); return l }
+	withPeer := func(p Peer, f func(*Peer)) Peer { f(&p); return p }
 
 	tests := []struct {
 		name   string
@@ -287,6 +303,35 @@ func TestDecideScenarios(t *testing.T) {
 			want:   Promote,
 			force:  true,
 			reason: "peer san1 failed 2s ago, peer failed, witness alive, disk UpToDate, DRBD still Connected to it: force the disconnect and promote",
+		},
+		{
+			name: "flapping primary (back 2s before failing again), DRBD still connected: starved, do not force yet",
+			in: Input{Local: connected, Peer: withPeer(peer("san1", MemberFailed, 2*time.Second, drbd.RolePrimary, IntentSwitchover), func(p *Peer) { p.Returned = p.Since.Add(-2 * time.Second) }),
+				Witness: witness(MemberAlive)},
+			want:   Stay,
+			reason: "peer san1 failed 2s ago but came back 2s before that: starved, not dead, while DRBD is still Connected to it; forcing the disconnect waits for 10s",
+		},
+		{
+			name: "flapping primary failed for FlapSettle, DRBD still connected: force the disconnect",
+			in: Input{Local: connected, Peer: withPeer(peer("san1", MemberFailed, 10*time.Second, drbd.RolePrimary, IntentNone), func(p *Peer) { p.Returned = p.Since.Add(-2 * time.Second) }),
+				Witness: witness(MemberAlive)},
+			want:   Promote,
+			force:  true,
+			reason: "peer san1 failed 10s ago, peer failed, witness alive, disk UpToDate, DRBD still Connected to it: force the disconnect and promote",
+		},
+		{
+			name: "peer came back long before failing again: not flapping, force after settle",
+			in: Input{Local: connected, Peer: withPeer(peer("san1", MemberFailed, 2*time.Second, drbd.RolePrimary, IntentNone), func(p *Peer) { p.Returned = p.Since.Add(-time.Minute) }),
+				Witness: witness(MemberAlive)},
+			want:   Promote,
+			force:  true,
+			reason: "peer san1 failed 2s ago, peer failed, witness alive, disk UpToDate, DRBD still Connected to it: force the disconnect and promote",
+		},
+		{
+			name:   "flapping peer that DRBD shows Secondary stood down: promote without forcing",
+			in:     Input{Local: with(connected, func(l *Local) { l.PeerRole = drbd.RoleSecondary }), Peer: withPeer(peer("san1", MemberFailed, 2*time.Second, drbd.RolePrimary, IntentSwitchover), func(p *Peer) { p.Returned = p.Since.Add(-time.Second) }), Witness: witness(MemberAlive)},
+			want:   Promote,
+			reason: "peer san1 failed 2s ago, peer failed, witness alive, disk UpToDate, DRBD connected to it as Secondary (it stood down): promote",
 		},
 		{
 			name:   "serf says failed, DRBD still connected, still settling: never force yet",
@@ -417,7 +462,8 @@ func TestDecideScenarios(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.in.Now = t0
-			tc.in.Policy = Policy{Settle: time.Second} // the reasons below are written for 1 s
+			tc.in.Policy = DefaultPolicy()
+			tc.in.Policy.Settle = time.Second // the reasons below are written for 1 s
 			got := Decide(tc.in)
 			want := Decision{Action: tc.want, Reason: tc.reason, Quorum: HasQuorum(tc.in), NeedsAdmin: tc.admin, IntentDone: tc.done, ForceDisconnect: tc.force, HandOver: tc.handed}
 			if diff := cmp.Diff(want, got); diff != "" {

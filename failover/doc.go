@@ -44,6 +44,11 @@
 // demoted itself (Settle > QuorumGrace + a probe round), and were it stuck as DRBD primary,
 // its own fencing keeps its I/O frozen (fence-peer finds no quorum). Waiting
 // for DRBD's own timeouts instead cost 2-3 s more per failover in the lab.
+// A peer that serf sees fail and return within seconds is starved, not
+// dead (a 31-LUN demotion on one TCG vCPU: failed, alive, failed, alive,
+// failed in 3 s, while DRBD kept its link): forcing then would be exactly
+// the forced disconnect of a live primary, so S7f waits FlapSettle, and a
+// dead peer is caught by DRBD's own timeouts meanwhile.
 //
 // # Rules of Decide, in order
 //
@@ -56,11 +61,13 @@
 //	           S3 standby, S4 disk not UpToDate, no quorum -> Stay.
 //	           S5 DRBD connected to a primary peer serf has not decided gone -> Stay.
 //	           S6 peer generation > local -> Stay.
-//	           S7 peer failed/left: Stay until Settle has passed since, then Promote
-//	              (with ForceDisconnect if DRBD is still connected to it). Without a
-//	              witness (ping targets) never ForceDisconnect: while DRBD is still
-//	              connected to the peer, Promote only once it shows the peer
-//	              Secondary (it stood down), else Stay until DRBD loses it too.
+//	           S7 peer failed/left: Stay until Settle has passed since, then Promote.
+//	              While DRBD is still connected to it: Promote at once if DRBD shows
+//	              it Secondary (it stood down); else, with a witness, Promote with
+//	              ForceDisconnect, but past a flapping peer (S7f: back from a failure
+//	              less than FlapWindow before this one) only after FlapSettle;
+//	              without a witness (S7p: ping targets) never ForceDisconnect:
+//	              Stay until DRBD loses it too.
 //	           peer never seen -> Stay. Peer up and advertising primary -> Stay.
 //	           DRBD not Connected (still syncing or cut) -> Stay.
 //	           S8 peer hands over (standby/switchover) -> Promote (once its tag, or

@@ -198,7 +198,11 @@ type Member struct {
 	// Since is when this box saw Status begin (its first sighting for a
 	// member present before this box joined).
 	Since time.Time
-	Tags  Tags
+	// Returned is when it last came back alive after being declared
+	// failed (zero: never seen to fail): a member that does this within
+	// seconds is starved, not dead.
+	Returned time.Time
+	Tags     Tags
 }
 
 // Event is a membership change, timestamped on arrival, for the events log
@@ -329,6 +333,24 @@ type Membership struct {
 type sinceEntry struct {
 	status MemberStatus
 	at     time.Time
+	// returned is when the member last came back alive after being
+	// declared failed (zero: never seen to fail).
+	returned time.Time
+}
+
+// noteLocked records a member's status as seen at time at and returns its
+// entry; the entry changes only when the status does.
+func (m *Membership) noteLocked(name string, st MemberStatus, at time.Time) sinceEntry {
+	e, ok := m.since[name]
+	if ok && e.status == st {
+		return e
+	}
+	if ok && e.status == MemberFailed && st == MemberAlive {
+		e.returned = at
+	}
+	e.status, e.at = st, at
+	m.since[name] = e
+	return e
 }
 
 // NewMembership prepares a member from conf (see NewSerfConfig); Start
@@ -447,7 +469,7 @@ func (m *Membership) View(peer, witness string) (Peer, Witness) {
 		switch mb.Name {
 		case peer:
 			p = Peer{
-				Name: peer, Member: mb.Status, Since: mb.Since,
+				Name: peer, Member: mb.Status, Since: mb.Since, Returned: mb.Returned,
 				Role: mb.Tags.Role, Disk: mb.Tags.Disk, Intent: mb.Tags.Intent, Generation: mb.Tags.Generation,
 			}
 		case witness:
@@ -459,21 +481,18 @@ func (m *Membership) View(peer, witness string) (Peer, Witness) {
 
 func (m *Membership) memberLocked(sm serf.Member) Member {
 	st := memberStatus(sm.Status)
-	e, ok := m.since[sm.Name]
-	if !ok || e.status != st {
-		e = sinceEntry{status: st, at: m.now()}
-		m.since[sm.Name] = e
-	}
+	e := m.noteLocked(sm.Name, st, m.now())
 	tags, err := ParseTags(sm.Tags)
 	if err != nil {
 		m.log.Debug("member advertises unusable tags", "member", sm.Name, "err", err)
 	}
 	return Member{
-		Name:   sm.Name,
-		Addr:   net.JoinHostPort(sm.Addr.String(), strconv.Itoa(int(sm.Port))),
-		Status: st,
-		Since:  e.at,
-		Tags:   tags,
+		Name:     sm.Name,
+		Addr:     net.JoinHostPort(sm.Addr.String(), strconv.Itoa(int(sm.Port))),
+		Status:   st,
+		Since:    e.at,
+		Returned: e.returned,
+		Tags:     tags,
 	}
 }
 
@@ -516,10 +535,7 @@ func (m *Membership) run() {
 					continue
 				}
 				m.mu.Lock()
-				st := memberStatus(sm.Status)
-				if e, ok := m.since[sm.Name]; !ok || e.status != st {
-					m.since[sm.Name] = sinceEntry{status: st, at: at}
-				}
+				m.noteLocked(sm.Name, memberStatus(sm.Status), at)
 				mb := m.memberLocked(sm)
 				m.mu.Unlock()
 				m.log.Info("serf member event", "event", me.Type.String(), "member", mb.Name, "status", mb.Status.String(), "addr", mb.Addr)

@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,7 +18,12 @@ func testKey() []byte { return bytes.Repeat([]byte{7}, KeySize) }
 
 func startMember(t *testing.T, name, ip string, tags Tags) *Membership {
 	t.Helper()
-	conf, err := NewSerfConfig(name, ip, 0, testKey(), slog.New(slog.DiscardHandler))
+	return startMemberOn(t, name, ip, 0, tags)
+}
+
+func startMemberOn(t *testing.T, name, ip string, port int, tags Tags) *Membership {
+	t.Helper()
+	conf, err := NewSerfConfig(name, ip, port, testKey(), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatalf("NewSerfConfig: %v", err)
 	}
@@ -113,6 +120,55 @@ func TestMembershipLoopback(t *testing.T) {
 		return w.Member == MemberLeft
 	})
 	t.Logf("graceful leave seen as left after %s", time.Since(left).Round(time.Millisecond))
+}
+
+// A member that fails and comes back is remembered as returned, so the
+// decision can tell a flapping (starved) peer from a dead one.
+func TestMembershipRemembersAReturn(t *testing.T) {
+	san2 := startMember(t, "san2", "127.0.0.5", Tags{Role: drbd.RoleSecondary, Disk: drbd.DiskUpToDate, Generation: 1})
+	tags := Tags{Role: drbd.RolePrimary, Disk: drbd.DiskUpToDate, Generation: 1}
+	san1 := startMember(t, "san1", "127.0.0.4", tags)
+	addr := san1.Addr()
+	_, portStr, _ := net.SplitHostPort(addr)
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		t.Fatalf("port of %s: %v", addr, err)
+	}
+	if _, err := san2.Join([]string{addr}); err != nil {
+		t.Fatal(err)
+	}
+	peer := func() Peer { p, _ := san2.View("san1", ""); return p }
+	waitFor(t, 3*time.Second, "san1 alive at san2", func() bool { return peer().Member == MemberAlive })
+	if p := peer(); !p.Returned.IsZero() {
+		t.Fatalf("a peer never seen failing has Returned %s, want zero", p.Returned)
+	}
+
+	for round := 1; round <= 2; round++ {
+		if err := san1.Shutdown(); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 4*time.Second, "san2 to declare san1 failed", func() bool { return peer().Member == MemberFailed })
+		if round == 2 {
+			break
+		}
+		back := time.Now()
+		san1 = startMemberOn(t, "san1", "127.0.0.4", port, tags)
+		if _, err := san1.Join([]string{san2.Addr()}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 4*time.Second, "san1 alive again at san2", func() bool { return peer().Member == MemberAlive })
+		if p := peer(); p.Returned.Before(back) || p.Returned != p.Since {
+			t.Fatalf("after the return: Returned %s, Since %s, want both the moment it came back (after %s)", p.Returned, p.Since, back)
+		}
+	}
+	p := peer()
+	if p.Returned.IsZero() || !p.Since.After(p.Returned) {
+		t.Fatalf("failed again: Since %s, Returned %s; want the return kept, before the new failure", p.Since, p.Returned)
+	}
+	in := Input{Now: p.Since, Peer: p, Policy: DefaultPolicy()}
+	if !in.flapping() {
+		t.Errorf("failed %s after returning: want flapping under %s", p.Since.Sub(p.Returned), in.Policy.FlapWindow)
+	}
 }
 
 func TestKeyAndConfigErrors(t *testing.T) {
