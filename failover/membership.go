@@ -120,6 +120,10 @@ func NewSerfConfig(nodeName, bindAddr string, port int, key []byte, logger *slog
 	c.LogOutput = nil
 	// Events reach the decision at once (CoalescePeriod stays 0).
 	c.CoalescePeriod = 0
+	// A query's answer is one UDP datagram (encrypted with the gossip
+	// key); memberlist reads up to 64 KiB. The hand-over record of a
+	// volume group with 31 volumes is about 3 KiB.
+	c.QueryResponseSizeLimit = QueryResponseLimit
 	return c, nil
 }
 
@@ -215,6 +219,15 @@ type Event struct {
 	// in Member.Name.
 	Intent Intent
 }
+
+// QueryResponseLimit bounds an answer to a query; a handler with more to
+// say answers nothing instead, and the asker falls back.
+const QueryResponseLimit = 48 << 10
+
+// HandOverQuery asks the peer that just let go for its record of the
+// volume group's activation (lvm.Activation): the new primary replays it
+// instead of running vgchange. The payload is the volume group's name.
+const HandOverQuery = "sand-handover"
 
 // OutdateQuery asks the peer, over the gossip network, to outdate its DRBD
 // disk: the fence-peer path that works while the replication link is down.

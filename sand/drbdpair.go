@@ -4,19 +4,22 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/sand-appliance/sand/appliance"
 	"github.com/sand-appliance/sand/appliance/command"
 	"github.com/sand-appliance/sand/appliance/pool/lvm"
+	"github.com/sand-appliance/sand/dm"
 	"github.com/sand-appliance/sand/drbd"
 	"github.com/sand-appliance/sand/failover"
 	"github.com/sand-appliance/sand/iscsi/lio"
@@ -67,6 +70,16 @@ type drbdPair struct {
 	admin *drbd.Admin
 	run   command.Runner
 	log   *slog.Logger
+	// askPeer asks the peer for its hand-over record (HandOverQuery).
+	askPeer func(ctx context.Context) ([]byte, error)
+
+	mu sync.Mutex
+	// asked is the answer to the question askStep put to the peer.
+	asked chan peerAnswer
+	// handOver is this box's record of the pool's activation, taken as it
+	// last deactivated the pool, for the peer to replay; nil while the
+	// pool is active here.
+	handOver []byte
 }
 
 // prepare writes the resource, creates its metadata the first time, and
@@ -169,6 +182,8 @@ func sizeArg(s string) string {
 // (--devices), makes its device nodes itself instead of waiting for udev
 // (lvmFast), and skips dmeventd (--ignoremonitoring); thin-pool
 // monitoring is switched on in the background once the box serves.
+// A hand-over skips LVM altogether: the peer recorded the group's devices
+// as it let go, and this box makes the same ones (replayPeer).
 func (p *drbdPair) poolStep() failover.Step {
 	vg, dir := p.cfg.Pool.VG, p.cfg.StateDir
 	meta := "/dev/" + vg + "/meta"
@@ -176,12 +191,21 @@ func (p *drbdPair) poolStep() failover.Step {
 		Name: "pool " + vg,
 		Start: func(ctx context.Context) error {
 			t0 := time.Now()
-			conf := lvmFast
-			if failover.HandingOver(ctx) {
-				conf = lvmHandOver
-			}
-			if err := p.vgchange(ctx, conf, "--activate", "y", "--ignoremonitoring"); err != nil {
-				return fmt.Errorf("activate volume group %s: %w", vg, err)
+			p.setHandOver(nil)
+			how := "vgchange"
+			if !failover.HandingOver(ctx) || !p.replayPeer(ctx) {
+				conf := lvmFast
+				if failover.HandingOver(ctx) {
+					conf = lvmHandOver
+				}
+				if err := p.vgchange(ctx, conf, "--activate", "y", "--ignoremonitoring"); err != nil {
+					return fmt.Errorf("activate volume group %s: %w", vg, err)
+				}
+				if conf == lvmFast {
+					how = "vgchange with thin_check"
+				}
+			} else {
+				how = "the peer's record"
 			}
 			t1 := time.Now()
 			if !mounted(dir) {
@@ -198,7 +222,7 @@ func (p *drbdPair) poolStep() failover.Step {
 			if err := p.mountDBRoot(); err != nil {
 				return err
 			}
-			p.log.Info("pool active", "vg", vg, "vgchange", t1.Sub(t0), "thin_check", conf == lvmFast, "mount", t2.Sub(t1), "dbroot", time.Since(t2))
+			p.log.Info("pool active", "vg", vg, "activation", how, "activate", t1.Sub(t0), "mount", t2.Sub(t1), "dbroot", time.Since(t2))
 			return nil
 		},
 		Stop: func(ctx context.Context) error {
@@ -212,52 +236,137 @@ func (p *drbdPair) poolStep() failover.Step {
 					return fmt.Errorf("unmount the metadata volume from %s: %w", dir, err)
 				}
 			}
-			return p.deactivate(ctx)
+			return p.deactivate()
 		},
 	}
 }
 
-// deactivate removes the volume group's device-mapper devices, top down,
-// with one dmsetup (vgchange -an took 0.9-1.4 s under TCG, on the
-// switchover's critical path), and the /dev/VG links LVM made for
-// them (in lvmFast's mode LVM, not udev, owns them). It is what vgchange
-// -an does for a group on one PV, without LVM's start-up and metadata
-// read. A device still open (a target holding a volume) fails it, as it
-// fails vgchange.
-func (p *drbdPair) deactivate(ctx context.Context) error {
+// deactivate records the volume group's activation for the peer (a
+// hand-over replays it), then removes its devices and links.
+func (p *drbdPair) deactivate() error {
 	vg := p.cfg.Pool.VG
-	names, err := lvm.DeviceMapperNames(lvm.Sysfs, vg)
+	ctl, err := dm.Open()
 	if err != nil {
 		return fmt.Errorf("deactivate volume group %s: %w", vg, err)
 	}
-	if len(names) > 0 {
-		args := append([]string{"remove", "--noudevrules", "--noudevsync"}, names...)
-		if _, err := p.run.Run(ctx, "dmsetup", args...); err != nil {
-			return fmt.Errorf("deactivate volume group %s: %w", vg, err)
-		}
+	defer ctl.Close()
+	var record []byte
+	a, err := lvm.Record(ctl, lvm.Sysfs, lvm.DevDir, vg)
+	if err == nil {
+		record, err = a.Marshal()
 	}
-	dir := "/dev/" + vg
-	links, err := os.ReadDir(dir)
-	if errors.Is(err, fs.ErrNotExist) {
+	if err != nil {
+		p.log.Warn("no hand-over record for the peer: it activates with LVM", "err", err)
+	}
+	if err := lvm.Deactivate(ctl, lvm.Sysfs, lvm.DevDir, vg); err != nil {
+		return err
+	}
+	p.setHandOver(record)
+	return nil
+}
+
+func (p *drbdPair) setHandOver(b []byte) {
+	p.mu.Lock()
+	p.handOver = b
+	p.mu.Unlock()
+}
+
+// answerHandOver gives the peer this box's record (empty if there is none
+// or it is too large for a query's answer).
+func (p *drbdPair) answerHandOver(payload []byte) []byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if string(payload) != p.cfg.Pool.VG || len(p.handOver) > failover.QueryResponseLimit-1024 {
 		return nil
 	}
-	if err != nil {
-		return fmt.Errorf("deactivate volume group %s: %w", vg, err)
-	}
-	for _, l := range links {
-		path := filepath.Join(dir, l.Name())
-		// Its device is gone. udev may remove the link too (it did, under
-		// load, with 31 LUNs): a link already gone is fine.
-		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-			if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("deactivate volume group %s: %w", vg, err)
+	return p.handOver
+}
+
+type peerAnswer struct {
+	record []byte
+	err    error
+	took   time.Duration
+}
+
+// askStep puts the question for the peer's record at the start of a
+// hand-over promotion, so the answer (a gossip round or two) travels while
+// DRBD is promoted; the pool step waits for it.
+func (p *drbdPair) askStep() failover.Step {
+	return failover.Step{
+		Name: "ask the peer for its record",
+		Start: func(ctx context.Context) error {
+			if !failover.HandingOver(ctx) || p.askPeer == nil {
+				return nil
 			}
+			ch := make(chan peerAnswer, 1)
+			p.mu.Lock()
+			p.asked = ch
+			p.mu.Unlock()
+			go func() {
+				t0 := time.Now()
+				ask, cancel := context.WithTimeout(context.Background(), time.Second)
+				defer cancel()
+				b, err := p.askPeer(ask)
+				ch <- peerAnswer{record: b, err: err, took: time.Since(t0)}
+			}()
+			return nil
+		},
+		Stop: func(context.Context) error { return nil },
+	}
+}
+
+// replayPeer activates the pool from the record of the peer that just let
+// go, and reports whether it did; on any failure it has made nothing and
+// the caller runs vgchange.
+func (p *drbdPair) replayPeer(ctx context.Context) bool {
+	p.mu.Lock()
+	ch := p.asked
+	p.asked = nil
+	p.mu.Unlock()
+	err := func() error {
+		if ch == nil {
+			return errors.New("the peer was not asked")
 		}
+		t0 := time.Now()
+		var ans peerAnswer
+		select {
+		case ans = <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		b, err := ans.record, ans.err
+		if err != nil {
+			return err
+		}
+		if len(b) == 0 {
+			return errors.New("the peer has no record")
+		}
+		a, err := lvm.UnmarshalActivation(b, p.cfg.Pool.VG)
+		if err != nil {
+			return err
+		}
+		var st unix.Stat_t
+		if err := unix.Stat(p.res.Device(), &st); err != nil {
+			return fmt.Errorf("stat the DRBD device: %w", err)
+		}
+		pv := dm.Dev{Major: unix.Major(st.Rdev), Minor: unix.Minor(st.Rdev)}
+		ctl, err := dm.Open()
+		if err != nil {
+			return err
+		}
+		defer ctl.Close()
+		t1 := time.Now()
+		if err := a.Replay(ctl, lvm.DevDir, func(d dm.Dev) bool { return d == pv }); err != nil {
+			return err
+		}
+		p.log.Info("pool replayed from the peer's record", "devices", len(a.Devices), "record_bytes", len(b), "answer", ans.took, "waited", t1.Sub(t0), "replay", time.Since(t1))
+		return nil
+	}()
+	if err != nil {
+		p.log.Warn("activate the pool from the peer's record: activating with LVM instead", "err", err)
+		return false
 	}
-	if err := os.Remove(dir); err != nil && !errors.Is(err, syscall.ENOTEMPTY) && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("deactivate volume group %s: %w", vg, err)
-	}
-	return nil
+	return true
 }
 
 // vgchange runs vgchange on the pool's volume group, looking at the DRBD

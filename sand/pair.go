@@ -120,7 +120,7 @@ func startPair(ctx context.Context, cfg appliance.Config, box *appliance.Box, lo
 	// slow and no initiator waits for it.
 	chores := []failover.Chore{{Name: "sweep orphan volumes", Run: box.Sweep}}
 	var drbdStorage *failover.DRBDStorage
-	var outdate func(*pair) failover.QueryHandler
+	var answer func(*pair) failover.QueryHandler
 	switch p.Storage {
 	case "shared":
 		ctrl.Storage = failover.SharedStorage{Primary: ctrl.Primary}
@@ -136,11 +136,22 @@ func startPair(ctx context.Context, cfg appliance.Config, box *appliance.Box, lo
 		if err := dp.bootstrap(ctx); err != nil {
 			return nil, err
 		}
+		dp.askPeer = func(ctx context.Context) ([]byte, error) {
+			return members.Ask(ctx, p.Peer, failover.HandOverQuery, []byte(cfg.Pool.VG))
+		}
 		drbdStorage = &failover.DRBDStorage{Admin: dp.admin, Resource: res}
-		outdate = func(pr *pair) failover.QueryHandler { return pr.answerOutdate(res, dp.admin) }
+		answer = func(pr *pair) failover.QueryHandler {
+			answerOutdate := pr.answerOutdate(res, dp.admin)
+			return func(name string, payload []byte) []byte {
+				if name == failover.HandOverQuery {
+					return dp.answerHandOver(payload)
+				}
+				return answerOutdate(name, payload)
+			}
+		}
 		ctrl.Storage = drbdStorage
 		// DRBD primary and the pool come before the registry and target.
-		group.Steps = append([]failover.Step{group.Steps[0], drbdStorage.Step(), dp.poolStep()}, group.Steps[1:]...)
+		group.Steps = append([]failover.Step{group.Steps[0], dp.askStep(), drbdStorage.Step(), dp.poolStep()}, group.Steps[1:]...)
 		chores = append(chores, dp.monitoring())
 	}
 	group.Steps = append(group.Steps, failover.Background(log, chores...))
@@ -152,8 +163,8 @@ func startPair(ctx context.Context, cfg appliance.Config, box *appliance.Box, lo
 	}
 	go joinUntilDone(ctx, members, p.Join, log)
 	pr := &pair{cfg: cfg, ctrl: ctrl, members: members, vip: vip, drbd: drbdStorage, ping: pinger, done: make(chan error, 1)}
-	if outdate != nil {
-		members.SetQueryHandler(outdate(pr))
+	if answer != nil {
+		members.SetQueryHandler(answer(pr))
 	}
 	go func() { pr.done <- ctrl.Run(ctx) }()
 	go recordInitiators(ctx, ctrl, box, initiators, log)

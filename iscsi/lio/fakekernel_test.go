@@ -49,6 +49,9 @@ type fakeKernel struct {
 	fabricLoaded bool
 	// mangleSerial, when set, changes what vpd_unit_serial stores.
 	mangleSerial func(string) string
+	// tpgDefaults overrides the attributes a new TPG starts with (a
+	// kernel whose defaults differ from the ones sand relies on).
+	tpgDefaults map[string]string
 }
 
 type fakeDev struct {
@@ -201,7 +204,11 @@ func (k *fakeKernel) Mkdir(name string) error {
 		k.mkAttrs(name, map[string]string{"enable": "0\n", "dynamic_sessions": "", "rtpi": "0x1\n"})
 		// iscsit_set_default_tpg_attribs: authentication defaults to 1
 		// and demo_mode_write_protect to 1.
-		k.mkAttrs(name+"/attrib", map[string]string{"authentication": "1\n", "login_timeout": "15\n", "netif_timeout": "2\n", "generate_node_acls": "0\n", "default_cmdsn_depth": "64\n", "cache_dynamic_acls": "0\n", "demo_mode_write_protect": "1\n", "prod_mode_write_protect": "0\n", "demo_mode_discovery": "1\n", "default_erl": "0\n"})
+		attrs := map[string]string{"authentication": "1\n", "login_timeout": "15\n", "netif_timeout": "2\n", "generate_node_acls": "0\n", "default_cmdsn_depth": "64\n", "cache_dynamic_acls": "0\n", "demo_mode_write_protect": "1\n", "prod_mode_write_protect": "0\n", "demo_mode_discovery": "1\n", "default_erl": "0\n"}
+		for a, v := range k.tpgDefaults {
+			attrs[a] = v + "\n"
+		}
+		k.mkAttrs(name+"/attrib", attrs)
 		k.mkAttrs(name+"/auth", map[string]string{"userid": "\n", "password": "\n", "authenticate_target": "0\n", "userid_mutual": "\n", "password_mutual": "\n"})
 		k.mkAttrs(name+"/param", map[string]string{"AuthMethod": "CHAP,None\n", "TargetAlias": "LIO Target\n", "HeaderDigest": "CRC32C,None\n", "MaxConnections": "1\n"})
 	case "lun":

@@ -72,16 +72,17 @@ type liveMapped struct {
 	writeProtect string
 }
 
-// tpgAttribs are the TPG attributes sand sets, in the order it writes
-// them. generate_node_acls=0 keeps LIO out of "demo mode" (any initiator,
+// tpgAttribs are the TPG attributes sand sets (on a new TPG they are
+// LIO's defaults: checked, not written), in the order it writes them, with
+// what a wrong value would mean. generate_node_acls=0 keeps LIO out of "demo mode" (any initiator,
 // dynamic ACLs); demo_mode_write_protect=1 makes any dynamic ACL that still
 // appears read-only; prod_mode_write_protect=0 makes explicit ACLs
 // read-write. authentication is handled on its own (see planner.updateTPG).
-var tpgAttribs = []struct{ name, value string }{
-	{"generate_node_acls", "0"},
-	{"cache_dynamic_acls", "0"},
-	{"demo_mode_write_protect", "1"},
-	{"prod_mode_write_protect", "0"},
+var tpgAttribs = []struct{ name, value, why string }{
+	{"generate_node_acls", "0", "any initiator could log in"},
+	{"cache_dynamic_acls", "0", "no ACLs made on the fly"},
+	{"demo_mode_write_protect", "1", "read-only in demo mode"},
+	{"prod_mode_write_protect", "0", "the LUNs would be read-only"},
 }
 
 // authAttribs are an ACL's CHAP attributes.
@@ -250,10 +251,13 @@ func readTPG(r reader, p string) (*liveTPG, error) {
 	if t.enabled, err = r.read(join(p, "enable")); err != nil {
 		return nil, err
 	}
-	for _, a := range append(tpgAttribs, struct{ name, value string }{"authentication", ""}) {
+	for _, a := range tpgAttribs {
 		if t.attrib[a.name], err = r.read(join(p, "attrib", a.name)); err != nil {
 			return nil, err
 		}
+	}
+	if t.attrib["authentication"], err = r.read(join(p, "attrib", "authentication")); err != nil {
+		return nil, err
 	}
 	if t.alias, err = r.readOpt(join(p, "param", "TargetAlias")); err != nil {
 		return nil, err

@@ -367,9 +367,9 @@ func (p *planner) buildTPG(wt *wantTarget, w *desired) {
 	tp := tpgPath(wt.iqn)
 	why := fmt.Sprintf("create target %s", wt.iqn)
 	p.mkdir(tp, why)
-	for _, a := range tpgAttribs {
-		p.write(join(tp, "attrib", a.name), a.value, why)
-	}
+	// A new TPG already has tpgAttribs' values (LIO's defaults): each
+	// write is 10-50 ms of a failover on the lab's emulated CPU, so they
+	// are read back by checkTPG before the enable instead of written.
 	p.write(join(tp, "attrib", "authentication"), authValue(wt), why)
 	if wt.alias != "" {
 		p.write(join(tp, "param", "TargetAlias"), wt.alias, why)
@@ -499,8 +499,9 @@ func (p *planner) createMapped(wt *wantTarget, acl string, n int) {
 	mp := join(tp, "acls", acl, lunDir(n))
 	why := fmt.Sprintf("map %s LUN %d for initiator %s", wt.iqn, n, acl)
 	p.mkdir(mp, why)
+	// A new mapping is writable (prod_mode_write_protect is 0):
+	// checkTPG reads write_protect back before the enable.
 	p.symlink(join(mp, mappedLink), join(tp, "lun", lunDir(n)), why)
-	p.write(join(mp, "write_protect"), "0", why)
 }
 
 func (p *planner) checkTPG(wt *wantTarget, w *desired) {
@@ -566,8 +567,10 @@ func verifyTPG(f FS, wt *wantTarget, w *desired) error {
 		return err
 	}
 	var problems []string
-	if t.attrib["generate_node_acls"] != "0" {
-		problems = append(problems, "attrib/generate_node_acls is not 0 (any initiator could log in)")
+	for _, a := range tpgAttribs {
+		if t.attrib[a.name] != a.value {
+			problems = append(problems, fmt.Sprintf("attrib/%s is %q, want %s (%s)", a.name, t.attrib[a.name], a.value, a.why))
+		}
 	}
 	if t.attrib["authentication"] != authValue(wt) {
 		problems = append(problems, fmt.Sprintf("attrib/authentication is %q, want %s", t.attrib["authentication"], authValue(wt)))

@@ -1,0 +1,194 @@
+package dm
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// The ioctl commands used (DM_IOCTL 0xfd, each _IOWR with a dm_ioctl).
+const (
+	cmdDevCreate   = 3
+	cmdDevRemove   = 4
+	cmdDevSuspend  = 6
+	cmdTableLoad   = 9
+	cmdTableStatus = 12
+)
+
+// MapperDir is where device nodes are named.
+const MapperDir = "/dev/mapper"
+
+// Control is an open /dev/mapper/control.
+type Control struct {
+	f *os.File
+	// Dir is where nodes are made and removed (MapperDir if "").
+	Dir string
+}
+
+// Open opens the kernel's device-mapper control node.
+func Open() (*Control, error) {
+	f, err := os.OpenFile(filepath.Join(MapperDir, "control"), os.O_RDWR, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open device-mapper control: %w", err)
+	}
+	return &Control{f: f, Dir: MapperDir}, nil
+}
+
+// Close closes the control node.
+func (c *Control) Close() error { return c.f.Close() }
+
+func (c *Control) ioctl(cmd uintptr, b []byte) error {
+	req := uintptr(3)<<30 | uintptr(headerSize)<<16 | 0xfd<<8 | cmd
+	_, _, errno := unix.Syscall(unix.SYS_IOCTL, c.f.Fd(), req, uintptr(unsafe.Pointer(&b[0])))
+	if errno != 0 {
+		return errno
+	}
+	return nil
+}
+
+// Read returns a device's name, UUID, number and live table.
+func (c *Control) Read(name string) (Device, error) {
+	for size := 16 << 10; size <= 4<<20; size *= 4 {
+		b, err := header{name: name, flags: flagStatusTable}.marshal(size)
+		if err != nil {
+			return Device{}, err
+		}
+		if err := c.ioctl(cmdTableStatus, b); err != nil {
+			return Device{}, fmt.Errorf("read the table of device-mapper device %s: %w", name, err)
+		}
+		h, ts, err := unmarshalTable(b)
+		if errors.Is(err, errBufferFull) {
+			continue
+		}
+		if err != nil {
+			return Device{}, err
+		}
+		if h.flags&flagActive == 0 {
+			return Device{}, fmt.Errorf("device-mapper device %s has no live table", name)
+		}
+		return Device{Name: h.name, UUID: h.uuid, ReadOnly: h.flags&flagReadOnly != 0, Targets: ts, Dev: h.dev}, nil
+	}
+	return Device{}, fmt.Errorf("read the table of device-mapper device %s: larger than 4 MiB", name)
+}
+
+// Replay makes devs, in order, from a record made portable by Portable:
+// each device is created, loaded, resumed and given its node. external
+// says which device numbers outside the record a table may use (the
+// physical volume). On any error it removes what it made and says why.
+func (c *Control) Replay(devs []Device, external func(Dev) bool) (map[string]Dev, error) {
+	if err := Check(devs); err != nil {
+		return nil, err
+	}
+	made := map[string]Dev{}
+	var names []string
+	undo := func(err error) (map[string]Dev, error) {
+		for i := len(names) - 1; i >= 0; i-- {
+			if rerr := c.Remove(names[i]); rerr != nil {
+				err = errors.Join(err, rerr)
+			}
+		}
+		return nil, err
+	}
+	for _, d := range devs {
+		ts := make([]Target, len(d.Targets))
+		for i, t := range d.Targets {
+			r, err := resolve(t, made, external)
+			if err != nil {
+				return undo(fmt.Errorf("device %s: %w", d.Name, err))
+			}
+			ts[i] = r
+		}
+		dev, err := c.create(d.Name, d.UUID)
+		if err != nil {
+			return undo(err)
+		}
+		names = append(names, d.Name)
+		made[d.Name] = dev
+		if err := c.load(d.Name, ts, d.ReadOnly); err != nil {
+			return undo(err)
+		}
+		if err := c.resume(d.Name); err != nil {
+			return undo(err)
+		}
+		if err := c.makeNode(d.Name, dev); err != nil {
+			return undo(err)
+		}
+	}
+	return made, nil
+}
+
+func (c *Control) create(name, uuid string) (Dev, error) {
+	b, err := header{name: name, uuid: uuid}.marshal(headerSize)
+	if err != nil {
+		return Dev{}, err
+	}
+	if err := c.ioctl(cmdDevCreate, b); err != nil {
+		return Dev{}, fmt.Errorf("create device-mapper device %s: %w", name, err)
+	}
+	h, err := unmarshalHeader(b)
+	if err != nil {
+		return Dev{}, err
+	}
+	return h.dev, nil
+}
+
+func (c *Control) load(name string, ts []Target, readOnly bool) error {
+	b, err := marshalLoad(name, ts)
+	if err != nil {
+		return fmt.Errorf("load the table of %s: %w", name, err)
+	}
+	if readOnly {
+		order.PutUint32(b[offFlags:], flagReadOnly)
+	}
+	if err := c.ioctl(cmdTableLoad, b); err != nil {
+		return fmt.Errorf("load the table of device-mapper device %s: %w", name, err)
+	}
+	return nil
+}
+
+// resume makes the loaded table live (DM_DEV_SUSPEND without the suspend
+// flag); the kernel sends the device's uevent now.
+func (c *Control) resume(name string) error {
+	b, err := header{name: name, eventNr: udevFlags}.marshal(headerSize)
+	if err != nil {
+		return err
+	}
+	if err := c.ioctl(cmdDevSuspend, b); err != nil {
+		return fmt.Errorf("resume device-mapper device %s: %w", name, err)
+	}
+	return nil
+}
+
+// Remove removes a device and its node. A device still open fails with
+// EBUSY, as dmsetup remove does.
+func (c *Control) Remove(name string) error {
+	b, err := header{name: name, eventNr: udevFlags}.marshal(headerSize)
+	if err != nil {
+		return err
+	}
+	if err := c.ioctl(cmdDevRemove, b); err != nil {
+		return fmt.Errorf("remove device-mapper device %s: %w", name, err)
+	}
+	if err := os.Remove(filepath.Join(c.Dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove the node of device-mapper device %s: %w", name, err)
+	}
+	return nil
+}
+
+// makeNode makes /dev/mapper/NAME as libdevmapper does without udev: a
+// block node, root's, mode 0600 (any stale node is replaced).
+func (c *Control) makeNode(name string, d Dev) error {
+	p := filepath.Join(c.Dir, name)
+	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("replace the node %s: %w", p, err)
+	}
+	if err := unix.Mknod(p, unix.S_IFBLK|0o600, int(unix.Mkdev(d.Major, d.Minor))); err != nil {
+		return fmt.Errorf("make the node %s (%s): %w", p, d, err)
+	}
+	return nil
+}
