@@ -226,6 +226,7 @@ func (p *drbdPair) poolStep() failover.Step {
 			return nil
 		},
 		Stop: func(ctx context.Context) error {
+			t0 := time.Now()
 			if mounted(lio.DefaultDBRoot) {
 				if err := syscall.Unmount(lio.DefaultDBRoot, 0); err != nil {
 					return fmt.Errorf("unmount LIO's dbroot %s: %w", lio.DefaultDBRoot, err)
@@ -236,20 +237,22 @@ func (p *drbdPair) poolStep() failover.Step {
 					return fmt.Errorf("unmount the metadata volume from %s: %w", dir, err)
 				}
 			}
-			return p.deactivate()
+			return p.deactivate(time.Since(t0))
 		},
 	}
 }
 
 // deactivate records the volume group's activation for the peer (a
-// hand-over replays it), then removes its devices and links.
-func (p *drbdPair) deactivate() error {
+// hand-over replays it), then removes its devices and links; unmount is
+// what the unmounts before it took, for the log.
+func (p *drbdPair) deactivate(unmount time.Duration) error {
 	vg := p.cfg.Pool.VG
 	ctl, err := dm.Open()
 	if err != nil {
 		return fmt.Errorf("deactivate volume group %s: %w", vg, err)
 	}
 	defer ctl.Close()
+	t0 := time.Now()
 	var record []byte
 	a, err := lvm.Record(ctl, lvm.Sysfs, lvm.DevDir, vg)
 	if err == nil {
@@ -258,10 +261,12 @@ func (p *drbdPair) deactivate() error {
 	if err != nil {
 		p.log.Warn("no hand-over record for the peer: it activates with LVM", "err", err)
 	}
+	t1 := time.Now()
 	if err := lvm.Deactivate(ctl, lvm.Sysfs, lvm.DevDir, vg); err != nil {
 		return err
 	}
 	p.setHandOver(record)
+	p.log.Info("pool deactivated", "vg", vg, "devices", len(a.Devices), "unmount", unmount, "record", t1.Sub(t0), "remove", time.Since(t1))
 	return nil
 }
 

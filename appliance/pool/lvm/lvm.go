@@ -231,8 +231,8 @@ func parseLVS(out []byte) ([]logicalVolume, error) {
 // are active now, from sysfs, in an order they can be removed in: a device
 // comes after every device stacked on it (thin volumes, then the pool's
 // layers, then what lies under them). Deactivating the group is removing
-// them; one dmsetup does it in a fraction of vgchange's time (whose second
-// under load is mostly LVM starting up and reading its metadata).
+// them (Deactivate), in a fraction of vgchange's time (whose second under
+// load is mostly LVM starting up and reading its metadata).
 func DeviceMapperNames(sysfs, vg string) ([]string, error) {
 	blocks, err := os.ReadDir(filepath.Join(sysfs, "block"))
 	if err != nil {
