@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
@@ -158,6 +159,24 @@ func newPool(cfg appliance.Config, log *slog.Logger) (pool.Pool, error) {
 	return nil, fmt.Errorf("unknown pool kind %q", cfg.Pool.Kind)
 }
 
+// warmLIO runs lio.Driver.Warm on a scratch file that it removes after.
+func warmLIO(ctx context.Context, d *lio.Driver) error {
+	f, err := os.CreateTemp("", "sand-lio-warm-*")
+	if err != nil {
+		return fmt.Errorf("make a scratch file: %w", err)
+	}
+	defer os.Remove(f.Name())
+	const size = 1 << 20
+	err = f.Truncate(size)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("make a scratch file: %w", err)
+	}
+	return d.Warm(ctx, f.Name(), size)
+}
+
 // startTarget starts (or adopts) the iSCSI target and returns its driver.
 func startTarget(ctx context.Context, cfg appliance.Config, portal string, log *slog.Logger) (iscsi.Driver, error) {
 	switch cfg.Target.Driver {
@@ -172,9 +191,9 @@ func startTarget(ctx context.Context, cfg appliance.Config, portal string, log *
 		d := lio.New(lio.NewOSFS(cfg.Target.ConfigFS), log)
 		if cfg.Paired() {
 			// Best effort: an unwarmed kernel only makes the first
-			// takeover slower.
-			if err := d.Warm(ctx); err != nil {
-				log.Warn("warm LIO for the first takeover", "err", err)
+			// takeover slower; a failure is logged for the admin.
+			if err := warmLIO(ctx, d); err != nil {
+				log.Warn("build a throwaway target before any takeover needs one", "err", err)
 			}
 		}
 		return d, nil

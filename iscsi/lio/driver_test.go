@@ -750,26 +750,42 @@ func TestParseAPTPLRejectsDamage(t *testing.T) {
 // was none, nothing touched when sand's HBA exists (a primary's).
 func TestWarm(t *testing.T) {
 	ctx := context.Background()
+	const scratch = "/tmp/sand-lio-warm-1"
 	r := newRig(t)
+	r.host.add(scratch, false)
 	r.k.takeOps()
-	if err := r.d.Warm(ctx); err != nil {
+	if err := r.d.Warm(ctx, scratch, 1<<20); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]string{"mkdir core/fileio_0", "rmdir core/fileio_0"}, r.k.takeOps()); diff != "" {
-		t.Errorf("warm without an HBA (-want +got):\n%s", diff)
+	golden(t, "warm", r.k.takeOps())
+	if l, err := readLive(r.k); err != nil || len(l.hbas)+len(l.targets)+len(l.backstores) != 0 {
+		t.Errorf("after Warm: %d HBAs, %d targets, %d backstores (err %v), want none", len(l.hbas), len(l.targets), len(l.backstores), err)
 	}
+
+	// A build that fails half way is torn down all the same.
+	r.k.fail["mkdir iscsi/iqn.2026-11.org.sand-appliance:warm/tpgt_1/np/127.0.0.1:3260"] = syscall.EADDRINUSE
+	if err := r.d.Warm(ctx, scratch, 1<<20); !errors.Is(err, syscall.EADDRINUSE) {
+		t.Errorf("Warm with the portal taken: %v, want EADDRINUSE", err)
+	}
+	if l, err := readLive(r.k); err != nil || len(l.hbas)+len(l.targets)+len(l.backstores) != 0 {
+		t.Errorf("after a failed Warm: %d HBAs, %d targets, %d backstores (err %v), want none", len(l.hbas), len(l.targets), len(l.backstores), err)
+	}
+	delete(r.k.fail, "mkdir iscsi/iqn.2026-11.org.sand-appliance:warm/tpgt_1/np/127.0.0.1:3260")
+
+	// Beside a serving configuration (sand restarted on a primary) it
+	// changes nothing.
 	if err := r.d.Apply(ctx, baseGroup()); err != nil {
 		t.Fatal(err)
 	}
 	r.k.takeOps()
-	if err := r.d.Warm(ctx); err != nil {
+	if err := r.d.Warm(ctx, scratch, 1<<20); err != nil {
 		t.Fatal(err)
 	}
 	if ops := r.k.takeOps(); len(ops) != 0 {
 		t.Errorf("warm beside a serving configuration changed it: %v", ops)
 	}
 	os.RemoveAll(r.k.abs("core"))
-	if err := r.d.Warm(ctx); !errors.Is(err, ErrNotLoaded) {
+	if err := r.d.Warm(ctx, scratch, 1<<20); !errors.Is(err, ErrNotLoaded) {
 		t.Errorf("warm without target_core_mod: %v, want ErrNotLoaded", err)
 	}
 }
