@@ -377,8 +377,10 @@ func TestApplyErrors(t *testing.T) {
 			disabled: []string{iqnA, iqnB},
 		},
 		{
-			name:     "a kernel whose new TPGs are not LIO's usual (write-protected LUNs, demo mode)",
-			prepare:  func(r *rig) { r.k.tpgDefaults = map[string]string{"prod_mode_write_protect": "1", "generate_node_acls": "1"} },
+			name: "a kernel whose new TPGs are not LIO's usual (write-protected LUNs, demo mode)",
+			prepare: func(r *rig) {
+				r.k.tpgDefaults = map[string]string{"prod_mode_write_protect": "1", "generate_node_acls": "1"}
+			},
 			tg:       baseGroup(),
 			want:     []string{"check target " + iqnA + " before enabling it", `attrib/generate_node_acls is "1", want 0 (any initiator could log in)`, `attrib/prod_mode_write_protect is "1", want 0 (the LUNs would be read-only)`},
 			disabled: []string{iqnA, iqnB},
