@@ -159,9 +159,13 @@ type Policy struct {
 // one's was down).
 //
 // FlapSettle (10 s) is far above the 6 s a 31-LUN demotion took under TCG
-// while serf saw the box fail and return three times.
+// while serf saw the box fail and return three times. FlapWindow (10 s)
+// covers the starved boxes seen there (the next failure 0.3-5.3 s after
+// a return) but not a box that was slow once and is killed later: a peer
+// taken for flapping waits for DRBD's own timeouts, about 1.5 s more than
+// Settle.
 func DefaultPolicy() Policy {
-	return Policy{Settle: 1400 * time.Millisecond, FlapWindow: 30 * time.Second, FlapSettle: 10 * time.Second}
+	return Policy{Settle: 1400 * time.Millisecond, FlapWindow: 10 * time.Second, FlapSettle: 10 * time.Second}
 }
 
 // flapping: the peer is gone now, and it came back from an earlier
