@@ -192,20 +192,9 @@ func (p *drbdPair) poolStep() failover.Step {
 		Start: func(ctx context.Context) error {
 			t0 := time.Now()
 			p.setHandOver(nil)
-			how := "vgchange"
-			if !failover.HandingOver(ctx) || !p.replayPeer(ctx) {
-				conf := lvmFast
-				if failover.HandingOver(ctx) {
-					conf = lvmHandOver
-				}
-				if err := p.vgchange(ctx, conf, "--activate", "y", "--ignoremonitoring"); err != nil {
-					return fmt.Errorf("activate volume group %s: %w", vg, err)
-				}
-				if conf == lvmFast {
-					how = "vgchange with thin_check"
-				}
-			} else {
-				how = "the peer's record"
+			how, err := p.activate(ctx)
+			if err != nil {
+				return fmt.Errorf("activate volume group %s: %w", vg, err)
 			}
 			t1 := time.Now()
 			if !mounted(dir) {
@@ -242,6 +231,19 @@ func (p *drbdPair) poolStep() failover.Step {
 	}
 }
 
+// activate makes the volume group's devices: in a hand-over from the
+// peer's record, else (or when that fails) with vgchange, which checks the
+// thin pool's metadata unless the peer let go in order. It says which.
+func (p *drbdPair) activate(ctx context.Context) (string, error) {
+	if !failover.HandingOver(ctx) {
+		return "vgchange with thin_check", p.vgchange(ctx, lvmFast, "--activate", "y", "--ignoremonitoring")
+	}
+	if p.replayPeer(ctx) {
+		return "the peer's record", nil
+	}
+	return "vgchange", p.vgchange(ctx, lvmHandOver, "--activate", "y", "--ignoremonitoring")
+}
+
 // deactivate records the volume group's activation for the peer (a
 // hand-over replays it), then removes its devices and links; unmount is
 // what the unmounts before it took, for the log.
@@ -255,7 +257,7 @@ func (p *drbdPair) deactivate(unmount time.Duration) error {
 	t0 := time.Now()
 	var record []byte
 	a, err := lvm.Record(ctl, lvm.Sysfs, lvm.DevDir, vg)
-	if err == nil {
+	if err == nil && len(a.Devices) > 0 { // none: the pool was not active
 		record, err = a.Marshal()
 	}
 	if err != nil {
@@ -339,6 +341,7 @@ func (p *drbdPair) replayPeer(ctx context.Context) bool {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+		waited := time.Since(t0)
 		b, err := ans.record, ans.err
 		if err != nil {
 			return err
@@ -364,7 +367,7 @@ func (p *drbdPair) replayPeer(ctx context.Context) bool {
 		if err := a.Replay(ctl, lvm.DevDir, func(d dm.Dev) bool { return d == pv }); err != nil {
 			return err
 		}
-		p.log.Info("pool replayed from the peer's record", "devices", len(a.Devices), "record_bytes", len(b), "answer", ans.took, "waited", t1.Sub(t0), "replay", time.Since(t1))
+		p.log.Info("pool replayed from the peer's record", "devices", len(a.Devices), "record_bytes", len(b), "answer", ans.took, "waited", waited, "replay", time.Since(t1))
 		return nil
 	}()
 	if err != nil {

@@ -38,11 +38,15 @@ type Activation struct {
 // DevDir is where the volume group's directory of links lives.
 const DevDir = "/dev"
 
-// Record reads vg's active devices (names from sysfs) and links.
+// Record reads vg's active devices (names from sysfs) and links; a group
+// that is not active gives a record without devices.
 func Record(ctl *dm.Control, sysfs, devDir, vg string) (Activation, error) {
 	names, err := DeviceMapperNames(sysfs, vg)
 	if err != nil {
 		return Activation{}, fmt.Errorf("record the activation of %s: %w", vg, err)
+	}
+	if len(names) == 0 {
+		return Activation{VG: vg}, nil // not active: nothing to record
 	}
 	devs := make([]dm.Device, 0, len(names))
 	byDev := map[dm.Dev]string{}
@@ -85,6 +89,9 @@ func Record(ctl *dm.Control, sysfs, devDir, vg string) (Activation, error) {
 func (a Activation) check() error {
 	if a.VG == "" || a.VG == "." || a.VG == ".." || strings.ContainsAny(a.VG, "/\x00") {
 		return fmt.Errorf("volume group name %q is not a plain name", a.VG)
+	}
+	if len(a.Devices) == 0 {
+		return errors.New("the record holds no device")
 	}
 	if err := dm.Check(a.Devices); err != nil {
 		return err

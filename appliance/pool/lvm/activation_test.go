@@ -58,6 +58,7 @@ func TestActivationRefusesBadRecords(t *testing.T) {
 		{"link to unknown device", "sand", func(a *Activation) { a.Links["meta"] = "sand-other" }, "not to a device of the group"},
 		{"link with a slash", "sand", func(a *Activation) { a.Links["../../etc/x"] = "sand-meta" }, "not a plain name"},
 		{"bad table", "sand", func(a *Activation) { a.Devices[1].Targets[0].Type = "crypt" }, "not one LVM makes"},
+		{"empty", "sand", func(a *Activation) { a.Devices, a.Links = nil, nil }, "holds no device"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a := record(t)
