@@ -226,7 +226,7 @@ func (p *drbdPair) poolStep() failover.Step {
 					return fmt.Errorf("unmount the metadata volume from %s: %w", dir, err)
 				}
 			}
-			return p.deactivate(time.Since(t0))
+			return p.deactivate(ctx, time.Since(t0))
 		},
 	}
 }
@@ -247,7 +247,7 @@ func (p *drbdPair) activate(ctx context.Context) (string, error) {
 // deactivate records the volume group's activation for the peer (a
 // hand-over replays it), then removes its devices and links; unmount is
 // what the unmounts before it took, for the log.
-func (p *drbdPair) deactivate(unmount time.Duration) error {
+func (p *drbdPair) deactivate(ctx context.Context, unmount time.Duration) error {
 	vg := p.cfg.Pool.VG
 	ctl, err := dm.Open()
 	if err != nil {
@@ -264,7 +264,7 @@ func (p *drbdPair) deactivate(unmount time.Duration) error {
 		p.log.Warn("no hand-over record for the peer: it activates with LVM", "err", err)
 	}
 	t1 := time.Now()
-	if err := lvm.Deactivate(ctl, lvm.Sysfs, lvm.DevDir, vg); err != nil {
+	if err := lvm.Deactivate(ctx, ctl, lvm.Sysfs, lvm.DevDir, vg); err != nil {
 		return err
 	}
 	p.setHandOver(record)

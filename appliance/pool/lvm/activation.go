@@ -3,6 +3,7 @@ package lvm
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -67,10 +69,17 @@ func Record(ctl *dm.Control, sysfs, devDir, vg string) (Activation, error) {
 		return Activation{}, fmt.Errorf("record the activation of %s: %w", vg, err)
 	}
 	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".") {
+			continue // udev's link being replaced (.#NAME...)
+		}
 		var st unix.Stat_t
 		p := filepath.Join(devDir, vg, e.Name())
-		if err := unix.Stat(p, &st); err != nil {
-			return Activation{}, fmt.Errorf("record the activation of %s: %w", vg, err)
+		err := unix.Stat(p, &st)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // gone meanwhile, or a link to nothing: not a device
+		}
+		if err != nil {
+			return Activation{}, fmt.Errorf("record the activation of %s: %s: %w", vg, p, err)
 		}
 		name, ok := byDev[dm.Dev{Major: unix.Major(st.Rdev), Minor: unix.Minor(st.Rdev)}]
 		if !ok || st.Mode&unix.S_IFMT != unix.S_IFBLK {
@@ -140,7 +149,7 @@ func (a Activation) Replay(ctl *dm.Control, devDir string, external func(dm.Dev)
 	}
 	if err != nil {
 		err = fmt.Errorf("replay the activation of %s: %w", a.VG, err)
-		return errors.Join(err, Deactivate(ctl, Sysfs, devDir, a.VG))
+		return errors.Join(err, Deactivate(context.Background(), ctl, Sysfs, devDir, a.VG))
 	}
 	return nil
 }
@@ -151,13 +160,13 @@ func (a Activation) Replay(ctl *dm.Control, devDir string, external func(dm.Dev)
 // start-up and metadata read (0.9-1.4 s under TCG, on the switchover's
 // critical path). A device still open (a target holding a volume) fails
 // it, as it fails vgchange.
-func Deactivate(ctl *dm.Control, sysfs, devDir, vg string) error {
+func Deactivate(ctx context.Context, ctl *dm.Control, sysfs, devDir, vg string) error {
 	names, err := DeviceMapperNames(sysfs, vg)
 	if err != nil {
 		return fmt.Errorf("deactivate volume group %s: %w", vg, err)
 	}
 	for _, n := range names {
-		if err := ctl.Remove(n); err != nil {
+		if err := removeRetrying(ctx, ctl, n); err != nil {
 			return fmt.Errorf("deactivate volume group %s: %w", vg, err)
 		}
 	}
@@ -183,6 +192,25 @@ func Deactivate(ctl *dm.Control, sysfs, devDir, vg string) error {
 		return fmt.Errorf("deactivate volume group %s: %w", vg, err)
 	}
 	return nil
+}
+
+// removeRetrying removes a device, retrying while it is busy for up to
+// 5 s, as LVM does (retry_deactivation): when the target closes a volume
+// it wrote, udev's watch runs blkid on it, which holds it open for a
+// moment (seen: EBUSY right after LIO let go of a volume).
+func removeRetrying(ctx context.Context, ctl *dm.Control, name string) error {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := ctl.Remove(name)
+		if !errors.Is(err, syscall.EBUSY) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // Marshal encodes the record for the peer (gzip'd JSON: the UUIDs share
