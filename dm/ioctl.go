@@ -80,19 +80,19 @@ func (c *Control) Read(name string) (Device, error) {
 // each device is created, loaded, resumed and given its node. external
 // says which device numbers outside the record a table may use (the
 // physical volume). On any error it removes what it made and says why.
-func (c *Control) Replay(devs []Device, external func(Dev) bool) (map[string]Dev, error) {
+func (c *Control) Replay(devs []Device, external func(Dev) bool) error {
 	if err := Check(devs); err != nil {
-		return nil, err
+		return err
 	}
 	made := map[string]Dev{}
 	var names []string
-	undo := func(err error) (map[string]Dev, error) {
+	undo := func(err error) error {
 		for i := len(names) - 1; i >= 0; i-- {
 			if rerr := c.Remove(names[i]); rerr != nil {
 				err = errors.Join(err, rerr)
 			}
 		}
-		return nil, err
+		return err
 	}
 	for _, d := range devs {
 		ts := make([]Target, len(d.Targets))
@@ -103,38 +103,38 @@ func (c *Control) Replay(devs []Device, external func(Dev) bool) (map[string]Dev
 			}
 			ts[i] = r
 		}
-		dev, err := c.create(d.Name, d.UUID)
+		h, err := c.command(cmdDevCreate, header{name: d.Name, uuid: d.UUID}, "create")
 		if err != nil {
 			return undo(err)
 		}
 		names = append(names, d.Name)
-		made[d.Name] = dev
+		made[d.Name] = h.dev
 		if err := c.load(d.Name, ts, d.ReadOnly); err != nil {
 			return undo(err)
 		}
-		if err := c.resume(d.Name); err != nil {
+		// Resume (DM_DEV_SUSPEND without the suspend flag) makes the
+		// table live; the kernel sends the device's uevent now.
+		if _, err := c.command(cmdDevSuspend, header{name: d.Name, eventNr: udevFlags}, "resume"); err != nil {
 			return undo(err)
 		}
-		if err := c.makeNode(d.Name, dev); err != nil {
+		if err := c.makeNode(d.Name, h.dev); err != nil {
 			return undo(err)
 		}
 	}
-	return made, nil
+	return nil
 }
 
-func (c *Control) create(name, uuid string) (Dev, error) {
-	b, err := header{name: name, uuid: uuid}.marshal(headerSize)
+// command runs an ioctl whose request is the header alone and returns the
+// kernel's answer; what names the action for the error.
+func (c *Control) command(cmd uintptr, h header, what string) (header, error) {
+	b, err := h.marshal(headerSize)
 	if err != nil {
-		return Dev{}, err
+		return header{}, err
 	}
-	if err := c.ioctl(cmdDevCreate, b); err != nil {
-		return Dev{}, fmt.Errorf("create device-mapper device %s: %w", name, err)
+	if err := c.ioctl(cmd, b); err != nil {
+		return header{}, fmt.Errorf("%s device-mapper device %s: %w", what, h.name, err)
 	}
-	h, err := unmarshalHeader(b)
-	if err != nil {
-		return Dev{}, err
-	}
-	return h.dev, nil
+	return unmarshalHeader(b)
 }
 
 func (c *Control) load(name string, ts []Target, readOnly bool) error {
@@ -151,28 +151,11 @@ func (c *Control) load(name string, ts []Target, readOnly bool) error {
 	return nil
 }
 
-// resume makes the loaded table live (DM_DEV_SUSPEND without the suspend
-// flag); the kernel sends the device's uevent now.
-func (c *Control) resume(name string) error {
-	b, err := header{name: name, eventNr: udevFlags}.marshal(headerSize)
-	if err != nil {
-		return err
-	}
-	if err := c.ioctl(cmdDevSuspend, b); err != nil {
-		return fmt.Errorf("resume device-mapper device %s: %w", name, err)
-	}
-	return nil
-}
-
 // Remove removes a device and its node. A device still open fails with
 // EBUSY, as dmsetup remove does.
 func (c *Control) Remove(name string) error {
-	b, err := header{name: name, eventNr: udevFlags}.marshal(headerSize)
-	if err != nil {
+	if _, err := c.command(cmdDevRemove, header{name: name, eventNr: udevFlags}, "remove"); err != nil {
 		return err
-	}
-	if err := c.ioctl(cmdDevRemove, b); err != nil {
-		return fmt.Errorf("remove device-mapper device %s: %w", name, err)
 	}
 	if err := os.Remove(filepath.Join(c.Dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("remove the node of device-mapper device %s: %w", name, err)

@@ -467,7 +467,7 @@ func (m *Membership) Members() []Member {
 		if sm.Name == self {
 			continue
 		}
-		out = append(out, m.memberLocked(sm))
+		out = append(out, m.memberLocked(sm, m.now()))
 	}
 	return out
 }
@@ -492,9 +492,10 @@ func (m *Membership) View(peer, witness string) (Peer, Witness) {
 	return p, w
 }
 
-func (m *Membership) memberLocked(sm serf.Member) Member {
+// memberLocked maps a serf member, noting a status change as seen at at.
+func (m *Membership) memberLocked(sm serf.Member, at time.Time) Member {
 	st := memberStatus(sm.Status)
-	e := m.noteLocked(sm.Name, st, m.now())
+	e := m.noteLocked(sm.Name, st, at)
 	tags, err := ParseTags(sm.Tags)
 	if err != nil {
 		m.log.Debug("member advertises unusable tags", "member", sm.Name, "err", err)
@@ -548,8 +549,7 @@ func (m *Membership) run() {
 					continue
 				}
 				m.mu.Lock()
-				m.noteLocked(sm.Name, memberStatus(sm.Status), at)
-				mb := m.memberLocked(sm)
+				mb := m.memberLocked(sm, at)
 				m.mu.Unlock()
 				m.log.Info("serf member event", "event", me.Type.String(), "member", mb.Name, "status", mb.Status.String(), "addr", mb.Addr)
 				select {

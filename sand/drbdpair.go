@@ -364,7 +364,7 @@ func (p *drbdPair) replayPeer(ctx context.Context) bool {
 		}
 		defer ctl.Close()
 		t1 := time.Now()
-		if err := a.Replay(ctl, lvm.DevDir, func(d dm.Dev) bool { return d == pv }); err != nil {
+		if err := a.Replay(ctx, ctl, lvm.DevDir, func(d dm.Dev) bool { return d == pv }); err != nil {
 			return err
 		}
 		p.log.Info("pool replayed from the peer's record", "devices", len(a.Devices), "record_bytes", len(b), "answer", ans.took, "waited", waited, "replay", time.Since(t1))

@@ -127,29 +127,34 @@ func (a Activation) check() error {
 // Replay makes the recorded devices and links. external says which device
 // numbers outside the record a table may name (the DRBD device). On error
 // nothing it made is left behind.
-func (a Activation) Replay(ctl *dm.Control, devDir string, external func(dm.Dev) bool) error {
+func (a Activation) Replay(ctx context.Context, ctl *dm.Control, devDir string, external func(dm.Dev) bool) error {
 	if err := a.check(); err != nil {
 		return fmt.Errorf("replay the activation of %s: %w", a.VG, err)
 	}
-	if _, err := ctl.Replay(a.Devices, external); err != nil {
+	if err := ctl.Replay(a.Devices, external); err != nil {
 		return fmt.Errorf("replay the activation of %s: %w", a.VG, err)
 	}
-	dir := filepath.Join(devDir, a.VG)
-	err := os.MkdirAll(dir, 0o755)
-	for _, link := range slices.Sorted(maps.Keys(a.Links)) {
-		if err != nil {
-			break
-		}
-		p := filepath.Join(dir, link)
-		if rerr := os.Remove(p); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
-			err = rerr
-			break
-		}
-		err = os.Symlink(filepath.Join(ctl.Dir, a.Links[link]), p)
-	}
-	if err != nil {
+	if err := a.link(ctl.Dir, devDir); err != nil {
 		err = fmt.Errorf("replay the activation of %s: %w", a.VG, err)
-		return errors.Join(err, Deactivate(context.Background(), ctl, Sysfs, devDir, a.VG))
+		return errors.Join(err, Deactivate(ctx, ctl, Sysfs, devDir, a.VG))
+	}
+	return nil
+}
+
+// link makes /dev/VG/NAME -> mapperDir/DEVICE for each recorded link.
+func (a Activation) link(mapperDir, devDir string) error {
+	dir := filepath.Join(devDir, a.VG)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, name := range slices.Sorted(maps.Keys(a.Links)) {
+		p := filepath.Join(dir, name)
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		if err := os.Symlink(filepath.Join(mapperDir, a.Links[name]), p); err != nil {
+			return err
+		}
 	}
 	return nil
 }
