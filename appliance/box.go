@@ -170,9 +170,11 @@ func (b *Box) applyTarget(ctx context.Context, reg Registry) error {
 	// failover's path.
 	conf := iscsi.RenderIETD(tg)
 	if cur, err := os.ReadFile(b.cfg.IETDPath()); err != nil || !bytes.Equal(cur, conf) {
+		t0 := b.now()
 		if err := durable.WriteFile(b.cfg.IETDPath(), conf, 0o600); err != nil {
 			return fmt.Errorf("write target configuration: %w", err)
 		}
+		b.log.Info("target configuration written", "path", b.cfg.IETDPath(), "bytes", len(conf), "took", b.now().Sub(t0))
 	}
 	if err := b.driver.Apply(ctx, tg); err != nil {
 		return fmt.Errorf("apply target configuration: %w", err)

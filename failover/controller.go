@@ -192,10 +192,11 @@ func (c *Controller) Run(ctx context.Context) error {
 	if tick <= 0 {
 		tick = 100 * time.Millisecond
 	}
-	t := time.NewTicker(tick)
+	t := time.NewTimer(tick)
 	defer t.Stop()
 	for {
 		c.step(ctx)
+		t.Reset(c.nextStep(tick))
 		select {
 		case <-ctx.Done():
 			return c.shutdown()
@@ -212,6 +213,27 @@ func (c *Controller) Run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// HandOverTick is how often the loop decides while the peer hands over:
+// its demotion ends with DRBD showing it Secondary, which no membership
+// event announces, and every millisecond until this box notices is part
+// of the initiators' pause. A read of /proc/drbd is all a step costs.
+const HandOverTick = 20 * time.Millisecond
+
+// nextStep is the wait before the next step: HandOverTick while a
+// secondary waits for its primary peer to finish handing over, tick
+// otherwise (a peer left in standby for hours costs nothing extra).
+func (c *Controller) nextStep(tick time.Duration) time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	in := c.lastIn
+	waiting := !c.primary && in.Local.Role != drbd.RolePrimary && in.Peer.Intent.handingOver() &&
+		(in.Peer.Role == drbd.RolePrimary || in.Local.PeerRole == drbd.RolePrimary)
+	if waiting {
+		return min(tick, HandOverTick)
+	}
+	return tick
 }
 
 func (c *Controller) shutdown() error {

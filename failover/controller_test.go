@@ -325,3 +325,42 @@ func TestControllerFailedDemotionServesAgain(t *testing.T) {
 		t.Error("not primary after starting the group again")
 	}
 }
+
+// A secondary whose primary peer hands over decides every HandOverTick
+// until DRBD shows the peer Secondary, and at the normal tick otherwise:
+// before the hand-over, once it took the role, and when the peer stays in
+// standby without this box taking over.
+func TestControllerWatchesAHandOverClosely(t *testing.T) {
+	const tick = 100 * time.Millisecond
+	r := newRig(t, "")
+	r.at(0)
+	if got := r.c.nextStep(tick); got != tick {
+		t.Errorf("no hand-over: next step in %v, want %v", got, tick)
+	}
+	r.cluster.peer.Intent = IntentSwitchover
+	r.at(time.Second)
+	if got := r.c.nextStep(tick); got != HandOverTick {
+		t.Errorf("peer handing over, still primary: next step in %v, want %v", got, HandOverTick)
+	}
+	r.link.local.PeerRole = drbd.RoleSecondary
+	r.at(time.Second + HandOverTick)
+	if !r.c.Primary() {
+		t.Fatalf("did not take over from a peer that demoted: %v", r.journal)
+	}
+	if got := r.c.nextStep(tick); got != tick {
+		t.Errorf("primary after the hand-over: next step in %v, want %v", got, tick)
+	}
+
+	// A peer in standby that demoted while this box cannot promote (its
+	// disk is not UpToDate) is not watched closely for hours.
+	r = newRig(t, "")
+	r.cluster.peer.Intent, r.cluster.peer.Role = IntentStandby, drbd.RoleSecondary
+	r.link.local.PeerRole, r.link.local.Disk = drbd.RoleSecondary, drbd.DiskInconsistent
+	r.at(0)
+	if r.c.Primary() {
+		t.Fatal("promoted an Inconsistent disk")
+	}
+	if got := r.c.nextStep(tick); got != tick {
+		t.Errorf("peer in standby, already secondary: next step in %v, want %v", got, tick)
+	}
+}
