@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,8 +35,12 @@ func ensureImage(ctx context.Context, o Options) (kernel, initrd string, err err
 		case berr != nil:
 			return "", "", berr
 		case have && o.Image == ImageAuto:
-			old, _ := os.ReadFile(filepath.Join(o.ImageDir, "sand.sha256"))
-			if strings.TrimSpace(string(old)) == sum {
+			inputs, err := imageInputs(o.Repo, sum)
+			if err != nil {
+				return "", "", err
+			}
+			old, _ := os.ReadFile(filepath.Join(o.ImageDir, inputsFile))
+			if strings.TrimSpace(string(old)) == inputs {
 				o.Logger.Info("image is current", "dir", o.ImageDir)
 				return kernel, initrd, nil
 			}
@@ -56,7 +61,77 @@ func ensureImage(ctx context.Context, o Options) (kernel, initrd string, err err
 	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
 		o.Logger.Info("mkimage: " + strings.TrimSpace(strings.TrimPrefix(line, "mkimage: ")))
 	}
+	if bin != "" {
+		data, err := os.ReadFile(filepath.Join(o.ImageDir, "sand.sha256"))
+		if err != nil {
+			return "", "", fmt.Errorf("build the image: %w", err)
+		}
+		inputs, err := imageInputs(o.Repo, strings.TrimSpace(string(data)))
+		if err != nil {
+			return "", "", err
+		}
+		if err := os.WriteFile(filepath.Join(o.ImageDir, inputsFile), []byte(inputs+"\n"), 0o644); err != nil {
+			return "", "", fmt.Errorf("build the image: %w", err)
+		}
+	}
 	return kernel, initrd, nil
+}
+
+// inputsFile, in the image directory, holds the imageInputs sum of the
+// image that was built there.
+const inputsFile = "inputs.sha256"
+
+// imageInputs sums what an image is made of besides its Debian packages:
+// the sand binary (by its sha256), mkimage.sh and every file under image/
+// (units, udev rules, scripts, package and module lists). A change to any
+// of them makes the lab build the image again: keyed on sand alone, a
+// changed unit file went unnoticed and a benchmark ran the old image.
+func imageInputs(repo, sandSum string) (string, error) {
+	h := sha256.New()
+	fmt.Fprintf(h, "sand %s\n", sandSum)
+	add := func(path string, d fs.DirEntry) error {
+		rel, err := filepath.Rel(repo, path)
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(h, "%s %v\n", rel, info.Mode())
+		switch {
+		case info.Mode()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(path)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(h, "-> %s\n", target)
+		case info.Mode().IsRegular():
+			data, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(h, "%d\n", len(data))
+			h.Write(data)
+		}
+		return nil
+	}
+	err := filepath.WalkDir(filepath.Join(repo, "image"), func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return add(path, d)
+	})
+	if err == nil {
+		var info fs.FileInfo
+		if info, err = os.Lstat(filepath.Join(repo, "mkimage.sh")); err == nil {
+			err = add(filepath.Join(repo, "mkimage.sh"), fs.FileInfoToDirEntry(info))
+		}
+	}
+	if err != nil {
+		return "", fmt.Errorf("sum the image's inputs: %w", err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // buildSand builds the sand binary the way mkimage.sh does and returns its
