@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -46,6 +47,8 @@ type Admin struct {
 	ConfDir string
 	// ProcPath is /proc/drbd; DefaultProcPath if "".
 	ProcPath string
+	// Hostname names this box among a resource's nodes; os.Hostname if nil.
+	Hostname func() (string, error)
 }
 
 // NewAdmin returns an Admin with the default paths.
@@ -123,16 +126,65 @@ func (a *Admin) Connect(ctx context.Context, name string) error {
 	return a.drbdadm(ctx, "connect", name, "connect")
 }
 
-// Disconnect drops the replication link (`drbdadm disconnect`). force
-// (`disconnect --force`) returns at once instead of waiting up to the net
-// timeout for the peer's answer. Force it only once the peer has been
-// decided dead: force-disconnecting a live peer leaves this node StandAlone
-// and invites a split brain (the lab lost acknowledged writes that way).
-func (a *Admin) Disconnect(ctx context.Context, name string, force bool) error {
+// Disconnect drops the replication link. force (`disconnect --force`)
+// returns at once instead of waiting up to the net timeout for the peer's
+// answer. Force it only once the peer has been decided dead:
+// force-disconnecting a live peer leaves this node StandAlone and invites a
+// split brain (the lab lost acknowledged writes that way).
+//
+// On 8.4 it runs drbdsetup itself, as drbdadm would (`drbdsetup-84
+// disconnect ipv4:LOCAL:PORT ipv4:PEER:PORT`): the forced disconnect is on
+// a takeover's critical path, where drbdadm's three execs took 200 ms in
+// the TCG lab. This box's end is the node named as the host; DRBD 9 and a
+// resource that does not name this host go through drbdadm.
+func (a *Admin) Disconnect(ctx context.Context, r Resource, force bool) error {
+	what, args := "disconnect", []string{"disconnect"}
 	if force {
-		return a.drbdadm(ctx, "force-disconnect", name, "disconnect", "--force")
+		what, args = "force-disconnect", []string{"disconnect", "--force"}
 	}
-	return a.drbdadm(ctx, "disconnect", name, "disconnect")
+	v, err := a.Version(ctx)
+	if err != nil {
+		return fmt.Errorf("%s drbd resource %q: %w", what, r.Name, err)
+	}
+	local, peer, ok := a.ends(r)
+	if !v.Is84() || !ok {
+		return a.drbdadm(ctx, what, r.Name, args...)
+	}
+	argv := []string{"disconnect", endpoint(local.Address, r.Port), endpoint(peer.Address, r.Port)}
+	if force {
+		argv = append(argv, "--force")
+	}
+	if _, err := a.Run.Run(ctx, Drbdsetup84, argv...); err != nil {
+		return fmt.Errorf("%s drbd resource %q: %w", what, r.Name, err)
+	}
+	return nil
+}
+
+// ends returns this box's node of r (named as the host) and the peer's.
+func (a *Admin) ends(r Resource) (local, peer Node, ok bool) {
+	hostname := a.Hostname
+	if hostname == nil {
+		hostname = os.Hostname
+	}
+	host, err := hostname()
+	if err != nil {
+		return Node{}, Node{}, false
+	}
+	for i, n := range r.Nodes {
+		if n.Name == host {
+			return n, r.Nodes[1-i], true
+		}
+	}
+	return Node{}, Node{}, false
+}
+
+// endpoint is an address as drbdsetup-84 takes it: ipv4:10.0.0.1:7789,
+// ipv6:[fd00::1]:7789.
+func endpoint(a netip.Addr, port uint16) string {
+	if a.Is6() {
+		return fmt.Sprintf("ipv6:[%s]:%d", a, port)
+	}
+	return fmt.Sprintf("ipv4:%s:%d", a, port)
 }
 
 // Outdate marks this node's data Outdated (`drbdadm outdate`), so it can

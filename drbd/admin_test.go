@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -42,6 +43,7 @@ func TestAdminTranscripts(t *testing.T) {
 	tests := []struct {
 		name   string
 		proc   string
+		host   string // this box's host name; san2 if ""
 		run    func(a *Admin) error
 		golden string
 	}{
@@ -57,9 +59,26 @@ func TestAdminTranscripts(t *testing.T) {
 			name: "takeover after the peer was decided dead",
 			proc: "connected-primary.txt",
 			run: func(a *Admin) error {
-				return errors.Join(a.Disconnect(ctx, r.Name, true), a.Primary(ctx, r, false))
+				return errors.Join(a.Disconnect(ctx, r, true), a.Primary(ctx, r, false))
 			},
 			golden: "takeover-peer-dead.golden",
+		},
+		{
+			name: "takeover on a host the resource does not name goes through drbdadm",
+			proc: "connected-primary.txt",
+			host: "elsewhere",
+			run: func(a *Admin) error {
+				return a.Disconnect(ctx, r, true)
+			},
+			golden: "disconnect-unnamed-host.golden",
+		},
+		{
+			name: "takeover on DRBD 9 goes through drbdadm",
+			proc: "drbd9.txt",
+			run: func(a *Admin) error {
+				return a.Disconnect(ctx, r, true)
+			},
+			golden: "disconnect9.golden",
 		},
 		{
 			name: "planned switchover, old primary side",
@@ -94,7 +113,7 @@ func TestAdminTranscripts(t *testing.T) {
 		{
 			name: "isolated secondary outdates itself, then everything down",
 			run: func(a *Admin) error {
-				return errors.Join(a.Disconnect(ctx, r.Name, false), a.Outdate(ctx, r.Name), a.Down(ctx, r.Name))
+				return errors.Join(a.Disconnect(ctx, r, false), a.Outdate(ctx, r.Name), a.Down(ctx, r.Name))
 			},
 			golden: "outdate-down.golden",
 		},
@@ -139,6 +158,11 @@ func TestAdminTranscripts(t *testing.T) {
 			a := NewAdmin(fake)
 			a.ReadFile = fakeProc(t, tt.proc)
 			a.ConfDir = t.TempDir()
+			host := tt.host
+			if host == "" {
+				host = "san2"
+			}
+			a.Hostname = func() (string, error) { return host, nil }
 			if err := tt.run(a); err != nil {
 				t.Fatal(err)
 			}
@@ -168,7 +192,10 @@ func TestAdminTranscripts(t *testing.T) {
 
 func TestAdminErrors(t *testing.T) {
 	ctx := context.Background()
-	r0 := Resource{Name: "r0", Minor: 0}
+	r0 := Resource{Name: "r0", Minor: 0, Port: 7789, Nodes: [2]Node{
+		{Name: "san1", Address: netip.MustParseAddr("10.99.1.11")},
+		{Name: "san2", Address: netip.MustParseAddr("fd00::12")},
+	}}
 	tests := []struct {
 		name string
 		run  func(a *Admin) error
@@ -199,10 +226,10 @@ func TestAdminErrors(t *testing.T) {
 		},
 		{
 			name: "force-disconnect",
-			run:  func(a *Admin) error { return a.Disconnect(ctx, "r0", true) },
-			argv: "drbdadm disconnect --force r0",
-			fail: cmdError(1, "boom", "drbdadm", "disconnect", "--force", "r0"),
-			want: `force-disconnect drbd resource "r0": drbdadm disconnect --force r0: exit 1: boom`,
+			run:  func(a *Admin) error { return a.Disconnect(ctx, r0, true) },
+			argv: "/lib/drbd/drbdsetup-84 disconnect ipv4:10.99.1.11:7789 ipv6:[fd00::12]:7789 --force",
+			fail: cmdError(1, "boom", "/lib/drbd/drbdsetup-84", "disconnect", "ipv4:10.99.1.11:7789", "ipv6:[fd00::12]:7789", "--force"),
+			want: `force-disconnect drbd resource "r0": /lib/drbd/drbdsetup-84 disconnect ipv4:10.99.1.11:7789 ipv6:[fd00::12]:7789 --force: exit 1: boom`,
 		},
 		{
 			name: "create-md",
@@ -216,7 +243,7 @@ func TestAdminErrors(t *testing.T) {
 		{name: "down", run: func(a *Admin) error { return a.Down(ctx, "r0") }, argv: "drbdadm down r0", fail: cmdError(1, "x", "drbdadm"), want: `take down drbd resource "r0"`},
 		{name: "outdate", run: func(a *Admin) error { return a.Outdate(ctx, "r0") }, argv: "drbdadm outdate r0", fail: cmdError(17, "x", "drbdadm"), want: `outdate drbd resource "r0"`},
 		{name: "adjust", run: func(a *Admin) error { return a.Adjust(ctx, "r0") }, argv: "drbdadm adjust r0", fail: cmdError(1, "x", "drbdadm"), want: `adjust drbd resource "r0"`},
-		{name: "disconnect", run: func(a *Admin) error { return a.Disconnect(ctx, "r0", false) }, argv: "drbdadm disconnect r0", fail: cmdError(1, "x", "drbdadm"), want: `disconnect drbd resource "r0"`},
+		{name: "disconnect", run: func(a *Admin) error { return a.Disconnect(ctx, r0, false) }, argv: "/lib/drbd/drbdsetup-84 disconnect ipv4:10.99.1.11:7789 ipv6:[fd00::12]:7789", fail: cmdError(1, "x", "/lib/drbd/drbdsetup-84"), want: `disconnect drbd resource "r0"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -228,6 +255,7 @@ func TestAdminErrors(t *testing.T) {
 			}}
 			a := NewAdmin(fake)
 			a.ReadFile = fakeProc(t, "connected-primary.txt") // 8.4
+			a.Hostname = func() (string, error) { return "san1", nil }
 			err := tt.run(a)
 			if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
 				t.Fatalf("error = %v, want it to start with %q", err, tt.want)

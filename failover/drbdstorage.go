@@ -12,7 +12,7 @@ type DRBDAdmin interface {
 	Status(ctx context.Context, r drbd.Resource) (drbd.Status, error)
 	Primary(ctx context.Context, r drbd.Resource, force bool) error
 	Secondary(ctx context.Context, r drbd.Resource) error
-	Disconnect(ctx context.Context, name string, force bool) error
+	Disconnect(ctx context.Context, r drbd.Resource, force bool) error
 	Connect(ctx context.Context, name string) error
 }
 
@@ -79,7 +79,7 @@ func (s *DRBDStorage) Step() Step {
 // ForceDisconnect drops the replication link at once (disconnect --force):
 // only for a peer decided dead with quorum (Decision.ForceDisconnect).
 func (s *DRBDStorage) ForceDisconnect(ctx context.Context) error {
-	return s.Admin.Disconnect(ctx, s.Resource.Name, true)
+	return s.Admin.Disconnect(ctx, s.Resource, true)
 }
 
 // Reconnect lets DRBD connect to the peer again once it is back.
