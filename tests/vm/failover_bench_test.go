@@ -107,11 +107,12 @@ func benchmarkSwitchover(b *testing.B, label string, extraLUNs, rounds int) {
 	})
 	lo, med, hi := spread(figs, func(s switchFigures) time.Duration { return s.gap })
 	b.ReportMetric(med.Seconds(), "s-median-switchover-pause")
+	// The target is #4's: no pause over 3 s in any move, so the max.
 	verdict := "met"
-	if med > 3*time.Second {
+	if hi > 3*time.Second {
 		verdict = "NOT met"
 	}
-	b.Logf("%s %d planned moves under the writer with %d LUNs, longest pause between acknowledged writes: min %v, median %v, max %v (target 3 s: %s; the classic Pacemaker stack here: 55.6 s)",
+	b.Logf("%s %d planned moves under the writer with %d LUNs, longest pause between acknowledged writes: min %v, median %v, max %v (target: none over 3 s: %s; the classic Pacemaker stack here: 55.6 s)",
 		label, len(figs), extraLUNs+1, lo.Round(time.Millisecond), med.Round(time.Millisecond), hi.Round(time.Millisecond), verdict)
 }
 
