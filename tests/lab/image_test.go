@@ -43,7 +43,9 @@ func TestImageInputsNoticeEveryChange(t *testing.T) {
 		change func()
 	}{
 		{"the sand binary", func() {}},
-		{"a unit file", func() { write("image/rootfs/usr/lib/systemd/system/sand.service", "[Service]\nCPUWeight=1000\n", 0o644) }},
+		{"a unit file", func() {
+			write("image/rootfs/usr/lib/systemd/system/sand.service", "[Service]\nCPUWeight=1000\n", 0o644)
+		}},
 		{"a new udev rule", func() { write("image/rootfs/etc/udev/rules.d/57-x.rules", "# x\n", 0o644) }},
 		{"a script's mode", func() { write("image/rootfs/usr/lib/sand/report", "#!/bin/sh\n", 0o644) }},
 		{"mkimage.sh", func() { write("mkimage.sh", "#!/bin/sh\nexit 0\n", 0o755) }},
