@@ -222,7 +222,7 @@ type Decision struct {
 	IntentDone bool
 	// ForceDisconnect (with Promote only): DRBD is still connected to a
 	// peer that serf decided dead, with quorum, for at least Settle. The
-	// caller drops the link (drbdadm disconnect --force) before promoting
+	// caller drops the link (disconnect --force) before promoting
 	// instead of waiting out DRBD's own timeouts, and reconnects after.
 	ForceDisconnect bool
 	// HandOver (with Promote only): the peer let go in order (switchover,
