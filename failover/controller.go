@@ -218,7 +218,8 @@ func (c *Controller) Run(ctx context.Context) error {
 // HandOverTick is how often the loop decides while the peer hands over:
 // its demotion ends with DRBD showing it Secondary, which no membership
 // event announces, and every millisecond until this box notices is part
-// of the initiators' pause. A read of /proc/drbd is all a step costs.
+// of the initiators' pause. A secondary's step reads /proc/drbd and the
+// registry file, nothing more.
 const HandOverTick = 20 * time.Millisecond
 
 // nextStep is the wait before the next step: HandOverTick while a

@@ -45,8 +45,15 @@ func BenchmarkFailoverKill(b *testing.B) {
 	lo, med, hi := spread(rounds, func(k killFigures) time.Duration { return k.firstRead })
 	b.ReportMetric(med.Seconds(), "s-median-kill-to-read")
 	b.ReportMetric(hi.Seconds(), "s-max-kill-to-read")
-	b.Logf("FAILOVER %d kills of the primary's QEMU, kill -> first verified read through the VIP: min %v, median %v, max %v (the classic Pacemaker stack here: median 39.8 s)",
-		len(rounds), lo.Round(time.Millisecond), med.Round(time.Millisecond), hi.Round(time.Millisecond))
+	// #4's aim is a median under 3 s. Serf's detection and the settle time
+	// (failover's package doc: an isolated primary lets go first) take
+	// ~2.2 s of it before the takeover starts.
+	verdict := "met"
+	if med > 3*time.Second {
+		verdict = "NOT met in this lab: detection + the 1.4 s settle time come first"
+	}
+	b.Logf("FAILOVER %d kills of the primary's QEMU, kill -> first verified read through the VIP: min %v, median %v, max %v (aim: median under 3 s: %s; the classic Pacemaker stack here: median 39.8 s)",
+		len(rounds), lo.Round(time.Millisecond), med.Round(time.Millisecond), hi.Round(time.Millisecond), verdict)
 	logParts(b, "FAILOVER", rounds, []part[killFigures]{
 		{"detection (kill -> peer declared failed)", func(k killFigures) time.Duration { return k.detection }},
 		{"promotion (-> resource group started)", func(k killFigures) time.Duration { return k.promotion }},
