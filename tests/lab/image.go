@@ -22,10 +22,10 @@ func ensureImage(ctx context.Context, o Options) (kernel, initrd string, err err
 	if have && o.Image == ImageKeep {
 		return kernel, initrd, nil
 	}
-	var bin string
+	var bin, inputs string
 	if o.Image != ImageKeep {
-		// Build sand as mkimage.sh would; if it is the binary already in
-		// the image, the image is current.
+		// Build sand as mkimage.sh would; if it and everything else the
+		// image is made of are what the image was built from, it is current.
 		bin = filepath.Join(o.Repo, "out", "build", "lab-sand")
 		sum, berr := buildSand(ctx, o.Repo, bin)
 		switch {
@@ -34,16 +34,14 @@ func ensureImage(ctx context.Context, o Options) (kernel, initrd string, err err
 			return kernel, initrd, nil
 		case berr != nil:
 			return "", "", berr
-		case have && o.Image == ImageAuto:
-			inputs, err := imageInputs(o.Repo, sum)
-			if err != nil {
-				return "", "", err
-			}
-			old, _ := os.ReadFile(filepath.Join(o.ImageDir, inputsFile))
-			if strings.TrimSpace(string(old)) == inputs {
-				o.Logger.Info("image is current", "dir", o.ImageDir)
-				return kernel, initrd, nil
-			}
+		}
+		if inputs, err = imageInputs(o.Repo, sum); err != nil {
+			return "", "", err
+		}
+		old, _ := os.ReadFile(filepath.Join(o.ImageDir, inputsFile))
+		if have && o.Image == ImageAuto && strings.TrimSpace(string(old)) == inputs {
+			o.Logger.Info("image is current", "dir", o.ImageDir)
+			return kernel, initrd, nil
 		}
 	}
 	o.Logger.Info("building the appliance image (mkimage.sh)", "out", o.ImageDir)
@@ -61,15 +59,7 @@ func ensureImage(ctx context.Context, o Options) (kernel, initrd string, err err
 	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
 		o.Logger.Info("mkimage: " + strings.TrimSpace(strings.TrimPrefix(line, "mkimage: ")))
 	}
-	if bin != "" {
-		data, err := os.ReadFile(filepath.Join(o.ImageDir, "sand.sha256"))
-		if err != nil {
-			return "", "", fmt.Errorf("build the image: %w", err)
-		}
-		inputs, err := imageInputs(o.Repo, strings.TrimSpace(string(data)))
-		if err != nil {
-			return "", "", err
-		}
+	if inputs != "" {
 		if err := os.WriteFile(filepath.Join(o.ImageDir, inputsFile), []byte(inputs+"\n"), 0o644); err != nil {
 			return "", "", fmt.Errorf("build the image: %w", err)
 		}

@@ -200,9 +200,10 @@ func Deactivate(ctx context.Context, ctl *dm.Control, sysfs, devDir, vg string) 
 }
 
 // removeRetrying removes a device, retrying while it is busy for up to
-// 5 s, as LVM does (retry_deactivation): when the target closes a volume
-// it wrote, udev's watch runs blkid on it, which holds it open for a
-// moment (seen: EBUSY right after LIO let go of a volume).
+// 5 s, as LVM does (retry_deactivation): a probe holds a volume open for
+// a moment (seen: udev's watch ran blkid on a volume LIO had just closed,
+// EBUSY; the image's 57-sand-volumes.rules now keeps udev off sand's
+// volumes, but any other prober, an admin's blkid say, does the same).
 func removeRetrying(ctx context.Context, ctl *dm.Control, name string) error {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
