@@ -16,10 +16,12 @@
 #                 systemd-boot, the kernel and the initramfs, and a config
 #                 partition SANDCFG that keeps /etc/sand (node.conf,
 #                 sand.yaml, api-token) across reboots
+#   cmdline       the kernel arguments every boot needs (image/cmdline)
 #   manifest.txt  what went in: kernel, packages, sand version, sizes
 #   sand.sha256   the sha256 of the sand binary inside
-# What goes in is in image/: packages, modules, strip, rootfs/ (units and
-# scripts), sand.yaml (template of /etc/sand/sand.yaml), node.conf.example.
+# What goes in is in image/: packages, modules, strip, cmdline (kernel
+# arguments), rootfs/ (units and scripts), sand.yaml (template of
+# /etc/sand/sand.yaml), node.conf.example.
 #
 # Downloaded packages, the kernel and the installed base tree are kept in
 # the cache (default out/cache/): a rebuild with the same image/packages
@@ -244,6 +246,11 @@ step "initramfs (zstd -$ZSTD_LEVEL)"
 (cd "$R" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet | zstd -q -T0 -"$ZSTD_LEVEL") >"$OUT/initrd.img.tmp"
 mv "$OUT/initrd.img.tmp" "$OUT/initrd.img"
 cp "$KX/boot/vmlinuz-$KVER" "$OUT/vmlinuz"
+# the kernel arguments of every boot: the boot entry below has them, and
+# the lab boots vmlinuz with them
+KARGS=$(sed 's/#.*//' "$REPO/image/cmdline" | xargs)
+[ -n "$KARGS" ] || die "image/cmdline: no kernel arguments"
+echo "$KARGS" >"$OUT/cmdline"
 # which sand is inside: the lab rebuilds the image when its sand differs
 sha256sum "$BUILD/sand" | cut -d' ' -f1 >"$OUT/sand.sha256"
 
@@ -272,7 +279,7 @@ if [ $DISK = 1 ]; then
 title   sand appliance ($SAND_VERSION, kernel $KVER)
 linux   /sand/vmlinuz
 initrd  /sand/initrd.img
-options console=tty0 console=ttyS0,115200 net.ifnames=0 panic=10 sand.cfg=LABEL=SANDCFG
+options console=tty0 console=ttyS0,115200 $KARGS panic=10 sand.cfg=LABEL=SANDCFG
 EOF
 	mcopy -i "$esp" "$BUILD/sand.conf" ::/loader/entries/sand.conf
 	CFGDIR=$BUILD/cfg

@@ -64,6 +64,9 @@ const (
 	EventDemoted    = "failover-demoted"
 	EventStepFailed = "failover-step-failed"
 	EventMembership = "membership"
+	// EventReplication is a change of DRBD's state as this box sees it:
+	// the replication link, either disk, either role.
+	EventReplication = "replication"
 )
 
 // Controller runs the decision loop of one storage box: it reads the local
@@ -155,6 +158,11 @@ func (c *Controller) Status() Status {
 		Decision: c.last.Action.String(), Reason: c.last.Reason,
 		Disk: in.Local.Disk.String(), Conn: in.Local.Conn.String(), Since: in.Now,
 	}
+}
+
+// drbdView is the local DRBD state as /proc/drbd shows it.
+func drbdView(l Local) string {
+	return fmt.Sprintf("cs:%s ro:%s/%s ds:%s/%s", l.Conn, l.Role, l.PeerRole, l.Disk, l.PeerDisk)
 }
 
 func witnessMember(w Witness) string {
@@ -273,7 +281,13 @@ func (c *Controller) step(ctx context.Context) {
 	local.Generation = max(local.Generation, c.Generation())
 	c.mu.Lock()
 	intent := c.intent
+	before := c.lastIn
 	c.mu.Unlock()
+	// The kernel's own DRBD lines stay off the console (loglevel=3); the
+	// events log says when the link dropped and when a resync ended.
+	if was, is := drbdView(before.Local), drbdView(local); !before.Now.IsZero() && was != is {
+		c.Record(EventReplication, "DRBD %s -> %s", was, is)
+	}
 	in := Input{Now: c.Now(), Local: local, Peer: peer, Witness: witness, Intent: intent, Policy: c.Policy}
 	if c.Ping != nil {
 		in.Ping = c.Ping(in.Now)

@@ -3,6 +3,7 @@ package failover
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -107,7 +108,7 @@ func newRig(t *testing.T, failStep string) *controllerRig {
 		Record: func(kind, format string, args ...any) {
 			mu.Lock()
 			defer mu.Unlock()
-			r.events = append(r.events, kind)
+			r.events = append(r.events, kind+": "+fmt.Sprintf(format, args...))
 		},
 		// The timelines below are written for a settle time of 1 s.
 		Log: log, Policy: Policy{Settle: time.Second}, Now: func() time.Time { return r.now },
@@ -148,6 +149,41 @@ func TestControllerForcesDisconnectOnlyPastADeadPeer(t *testing.T) {
 	r.at(2300 * time.Millisecond)
 	if len(r.journal) != len(want) {
 		t.Errorf("a later round acted again: %v", r.journal[len(want):])
+	}
+}
+
+// The events log says when the replication link dropped and came back,
+// and when a resync ended: the kernel's DRBD lines stay off the console.
+func TestControllerRecordsReplicationChanges(t *testing.T) {
+	r := newRig(t, "")
+	replication := func() []string {
+		var got []string
+		for _, e := range r.events {
+			if strings.HasPrefix(e, EventReplication+": ") {
+				got = append(got, strings.TrimPrefix(e, EventReplication+": "))
+			}
+		}
+		return got
+	}
+	r.at(0)
+	r.at(100 * time.Millisecond) // nothing changed
+	if got := replication(); len(got) != 0 {
+		t.Fatalf("recorded %v with nothing changed", got)
+	}
+	r.link.local.Conn, r.link.local.PeerRole, r.link.local.PeerDisk = drbd.ConnWFConnection, drbd.RoleUnknown, drbd.DiskDUnknown
+	r.at(200 * time.Millisecond)
+	r.at(300 * time.Millisecond)
+	r.link.local.Conn, r.link.local.PeerRole, r.link.local.PeerDisk, r.link.local.Disk = drbd.ConnSyncTarget, drbd.RolePrimary, drbd.DiskUpToDate, drbd.DiskInconsistent
+	r.at(400 * time.Millisecond)
+	r.link.local.Conn, r.link.local.Disk = drbd.ConnConnected, drbd.DiskUpToDate
+	r.at(500 * time.Millisecond)
+	want := []string{
+		"DRBD cs:Connected ro:Secondary/Primary ds:UpToDate/UpToDate -> cs:WFConnection ro:Secondary/Unknown ds:UpToDate/DUnknown",
+		"DRBD cs:WFConnection ro:Secondary/Unknown ds:UpToDate/DUnknown -> cs:SyncTarget ro:Secondary/Primary ds:Inconsistent/UpToDate",
+		"DRBD cs:SyncTarget ro:Secondary/Primary ds:Inconsistent/UpToDate -> cs:Connected ro:Secondary/Primary ds:UpToDate/UpToDate",
+	}
+	if diff := cmp.Diff(want, replication()); diff != "" {
+		t.Errorf("replication events (-want +got):\n%s", diff)
 	}
 }
 

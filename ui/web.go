@@ -1010,6 +1010,7 @@ var eventLabels = map[string]string{
 	"failover-step-failed": "Failover step failed",
 	"decision":             "Failover decision",
 	"membership":           "Membership",
+	"replication":          "Replication",
 	"intent":               "Admin request",
 }
 

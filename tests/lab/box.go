@@ -116,11 +116,9 @@ func (b *Box) Settings() []string {
 // the kernel directly; it carries the node settings. A box booted from the
 // disk image gets the command line of the image's boot entry instead.
 func (b *Box) Cmdline() string {
-	args := []string{
-		"console=ttyS0,115200", "panic=-1", "loglevel=4", "net.ifnames=0",
-		// the journal on the console log, for people reading a failed run
-		"systemd.journald.forward_to_console=1", "systemd.show_status=0",
-	}
+	args := append([]string{"console=ttyS0,115200", "panic=-1"}, b.lab.KernelArgs...)
+	// the journal on the console log, for people reading a failed run
+	args = append(args, "systemd.journald.forward_to_console=1", "systemd.show_status=0")
 	for _, kv := range b.Settings() {
 		args = append(args, "sand."+kv)
 	}

@@ -13,9 +13,41 @@ import (
 	"strings"
 )
 
-// ensureImage returns the kernel and initramfs to boot, building them with
-// mkimage.sh as the policy says.
-func ensureImage(ctx context.Context, o Options) (kernel, initrd string, err error) {
+// bootImage is what the lab boots directly: the image's kernel and
+// initramfs, and the kernel arguments every boot of the image needs.
+type bootImage struct {
+	Kernel, Initrd string
+	Args           []string
+}
+
+// ensureImage returns the image to boot, building it with mkimage.sh as the
+// policy says.
+func ensureImage(ctx context.Context, o Options) (bootImage, error) {
+	kernel, initrd, err := ensureKernel(ctx, o)
+	if err != nil {
+		return bootImage{}, err
+	}
+	args, err := kernelArgs(o.ImageDir)
+	return bootImage{Kernel: kernel, Initrd: initrd, Args: args}, err
+}
+
+// kernelArgs reads the kernel arguments mkimage.sh wrote next to the
+// kernel (from image/cmdline).
+func kernelArgs(dir string) ([]string, error) {
+	data, err := os.ReadFile(filepath.Join(dir, "cmdline"))
+	if err != nil {
+		return nil, fmt.Errorf("read the image's kernel arguments: %w (an image older than image/cmdline: build it again with mkimage.sh)", err)
+	}
+	args := strings.Fields(string(data))
+	if len(args) == 0 {
+		return nil, fmt.Errorf("read the image's kernel arguments: %s is empty", filepath.Join(dir, "cmdline"))
+	}
+	return args, nil
+}
+
+// ensureKernel returns the kernel and initramfs, building them when the
+// policy says so.
+func ensureKernel(ctx context.Context, o Options) (kernel, initrd string, err error) {
 	kernel = filepath.Join(o.ImageDir, "vmlinuz")
 	initrd = filepath.Join(o.ImageDir, "initrd.img")
 	have := exists(kernel) && exists(initrd)

@@ -3,6 +3,7 @@ package lab
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -62,5 +63,34 @@ func TestImageInputsNoticeEveryChange(t *testing.T) {
 			t.Errorf("changing %s left the sum of %s", c.what, prev)
 		}
 		seen[got] = c.what
+	}
+}
+
+// A box booted by the lab gets the image's own kernel arguments (what
+// mkimage.sh wrote from image/cmdline) and the lab's after them; an image
+// without them is refused with what to do.
+func TestBoxBootsWithTheImagesKernelArgs(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := kernelArgs(dir); err == nil || !strings.Contains(err.Error(), "mkimage.sh") {
+		t.Fatalf("an image without cmdline: error %v, want one that says to build it again with mkimage.sh", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "cmdline"), []byte(" \n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kernelArgs(dir); err == nil {
+		t.Fatal("an empty cmdline was accepted")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "cmdline"), []byte("loglevel=3 net.ifnames=0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args, err := kernelArgs(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &Lab{State: State{Token: "0123456789abcdef0123", KernelArgs: args,
+		Boxes: []BoxState{{Name: "san1", Octet: 11, FrontIP: FrontPrefix + ".11", ReplIP: ReplPrefix + ".11"}}}, boxes: map[string]*Box{}}
+	line := l.Box("san1").Cmdline()
+	if !strings.HasPrefix(line, "console=ttyS0,115200 panic=-1 loglevel=3 net.ifnames=0 ") || !strings.Contains(line, " sand.name=san1") {
+		t.Errorf("command line %q: want the console, then the image's arguments, then the node settings", line)
 	}
 }

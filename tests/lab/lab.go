@@ -137,11 +137,14 @@ type State struct {
 	Token    string `json:"token"`
 	Pair     string `json:"pair,omitempty"`
 	// WitnessPID is the pair's `sand witness` in the lab namespace.
-	WitnessPID int        `json:"witness_pid,omitempty"`
-	SerfKey    string     `json:"serf_key,omitempty"`
-	Boot       BootMode   `json:"boot"`
-	Kernel     string     `json:"kernel"`
-	Initrd     string     `json:"initrd"`
+	WitnessPID int      `json:"witness_pid,omitempty"`
+	SerfKey    string   `json:"serf_key,omitempty"`
+	Boot       BootMode `json:"boot"`
+	Kernel     string   `json:"kernel"`
+	Initrd     string   `json:"initrd"`
+	// KernelArgs are the image's own (image/cmdline); the lab adds its
+	// console and the node settings.
+	KernelArgs []string   `json:"kernel_args"`
 	DiskImg    string     `json:"disk_image,omitempty"`
 	Firmware   string     `json:"firmware,omitempty"`
 	Memory     int        `json:"memory_mib"`
@@ -292,7 +295,7 @@ func Up(ctx context.Context, o Options) (l *Lab, err error) {
 	if nsExists(o.Name) || nsExists(o.Name+"-client") {
 		return nil, fmt.Errorf("network namespace %s or %s-client exists but lab %s has no state in %s: remove it (ip netns del) or pick another lab name", o.Name, o.Name, o.Name, o.Dir)
 	}
-	kernel, initrd, err := ensureImage(ctx, o)
+	img, err := ensureImage(ctx, o)
 	if err != nil {
 		return nil, err
 	}
@@ -309,7 +312,7 @@ func Up(ctx context.Context, o Options) (l *Lab, err error) {
 	l = &Lab{
 		State: State{
 			Name: o.Name, Dir: o.Dir, NS: o.Name, ClientNS: o.Name + "-client", Token: o.Token, Pair: o.Pair,
-			Boot: o.Boot, Kernel: kernel, Initrd: initrd, DiskImg: diskImg, Firmware: firmware,
+			Boot: o.Boot, Kernel: img.Kernel, Initrd: img.Initrd, KernelArgs: img.Args, DiskImg: diskImg, Firmware: firmware,
 			Memory: o.MemoryMiB, Created: time.Now().UTC(),
 		},
 		log: o.Logger, run: command.Exec{}, boxes: map[string]*Box{},

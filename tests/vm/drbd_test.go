@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -174,18 +175,39 @@ func TestDRBDPair(t *testing.T) {
 	if run < 500 {
 		t.Fatalf("iscsi-test-cu ran %d tests: the suite did not run through:\n%s", run, tail(res, 40))
 	}
+	var changes []string
 	for _, n := range l.Names() {
 		if err := healthz(ctx, l, l.Box(n), time.Minute); err != nil {
 			t.Fatalf("%s is not alive after the conformance suite: %v", n, err)
 		}
-		p, err := l.Box(n).API().Pair(ctx)
+		events, err := l.Box(n).API().Events(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if d := p.DRBD; d == nil || d.Connection != "Connected" || d.LocalDisk != "UpToDate" || d.PeerDisk != "UpToDate" {
-			t.Errorf("%s: DRBD after the conformance suite: %+v", n, d)
+		for _, e := range events {
+			if e.Time.After(suite) && (e.Kind == "replication" || e.Kind == "membership") {
+				changes = append(changes, fmt.Sprintf("%s %s %s: %s", e.Time.Format("15:04:05.000"), n, e.Kind, e.Message))
+			}
 		}
 	}
+	// On the lab's one emulated CPU a box busy with the suite can answer
+	// DRBD's ping late: the link drops, fencing outdates the secondary and
+	// the pair resyncs by itself. That is the product working; a pair that
+	// does not come back, or a box that died, is not.
+	sort.Strings(changes)
+	t.Logf("DRBD and membership changes during the suite (%d): %v", len(changes), changes)
+	waitFor(t, ctx, 2*time.Minute, "DRBD Connected UpToDate/UpToDate on both boxes after the conformance suite", func() error {
+		for _, n := range l.Names() {
+			p, err := l.Box(n).API().Pair(ctx)
+			if err != nil {
+				return err
+			}
+			if d := p.DRBD; d == nil || d.Connection != "Connected" || d.LocalDisk != "UpToDate" || d.PeerDisk != "UpToDate" {
+				return fmt.Errorf("%s: DRBD %+v", n, d)
+			}
+		}
+		return nil
+	})
 }
 
 func checkPattern4M(ctx context.Context, l *lab.Lab, portal, iqn string, lun int, p byte) error {
