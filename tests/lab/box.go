@@ -355,7 +355,26 @@ type Report struct {
 	StateDirMounted bool              `json:"state_dir_mounted"`
 	ConfigDevice    string            `json:"config_device"`
 	LVMFilter       string            `json:"lvm_filter"`
-	Addresses       []string          `json:"addresses"`
+	// KernelArgs is the kernel command line without the node settings
+	// (sand.*) but with sand.cfg.
+	KernelArgs string   `json:"kernel_args"`
+	Addresses  []string `json:"addresses"`
+}
+
+// MissingArgs are the image's own kernel arguments (image/cmdline) that
+// the box did not boot with.
+func (r Report) MissingArgs(image []string) []string {
+	have := map[string]bool{}
+	for _, a := range strings.Fields(r.KernelArgs) {
+		have[a] = true
+	}
+	var missing []string
+	for _, a := range image {
+		if !have[a] {
+			missing = append(missing, a)
+		}
+	}
+	return missing
 }
 
 // ReportDisk is the data disk as the box sees it.

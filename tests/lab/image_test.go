@@ -93,4 +93,8 @@ func TestBoxBootsWithTheImagesKernelArgs(t *testing.T) {
 	if !strings.HasPrefix(line, "console=ttyS0,115200 panic=-1 loglevel=3 net.ifnames=0 ") || !strings.Contains(line, " sand.name=san1") {
 		t.Errorf("command line %q: want the console, then the image's arguments, then the node settings", line)
 	}
+	r := Report{KernelArgs: "console=ttyS0,115200 loglevel=3 sand.cfg=LABEL=SANDCFG"}
+	if got := r.MissingArgs(args); len(got) != 1 || got[0] != "net.ifnames=0" {
+		t.Errorf("a box booted with %q misses %q of %q, want [net.ifnames=0]", r.KernelArgs, got, args)
+	}
 }

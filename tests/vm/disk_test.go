@@ -53,8 +53,12 @@ func TestDiskImageBoots(t *testing.T) {
 	if r.Disk.Size != diskSize || r.Modules["drbd"] != "loaded" || r.Modules["iscsi_target_mod"] != "loaded" {
 		t.Errorf("report %+v: want the %d-byte data disk, drbd and iscsi_target_mod", r, diskSize)
 	}
-	// The boot went through systemd-boot's menu entry.
-	if !strings.Contains(b.ConsoleTail(100000), "sand.cfg=LABEL=SANDCFG") {
-		t.Errorf("the kernel command line of the boot entry is not on the console")
+	// The boot went through systemd-boot's menu entry, which has the
+	// image's kernel arguments.
+	if !strings.Contains(" "+r.KernelArgs+" ", " sand.cfg=LABEL=SANDCFG ") {
+		t.Errorf("kernel arguments %q: not the boot entry's (no sand.cfg=LABEL=SANDCFG)", r.KernelArgs)
+	}
+	if missing := r.MissingArgs(l.KernelArgs); len(missing) > 0 {
+		t.Errorf("kernel arguments %q lack the image's %q", r.KernelArgs, missing)
 	}
 }

@@ -99,6 +99,9 @@ func TestPairSmoke(t *testing.T) {
 			if r.Name != name {
 				t.Errorf("%s reports hostname %q", name, r.Name)
 			}
+			if missing := r.MissingArgs(l.KernelArgs); len(missing) > 0 {
+				t.Errorf("%s booted with kernel arguments %q, without the image's %q", name, r.KernelArgs, missing)
+			}
 			for _, m := range []string{"drbd", "target_core_mod", "iscsi_target_mod", "target_core_iblock", "target_core_file", "configfs", "dm_thin_pool"} {
 				if r.Modules[m] != "loaded" {
 					t.Errorf("%s: module %s is %q, want loaded", name, m, r.Modules[m])
