@@ -160,9 +160,20 @@ func (c *Controller) Status() Status {
 	}
 }
 
-// drbdView is the local DRBD state as /proc/drbd shows it.
-func drbdView(l Local) string {
-	return fmt.Sprintf("cs:%s ro:%s/%s ds:%s/%s", l.Conn, l.Role, l.PeerRole, l.Disk, l.PeerDisk)
+// drbdView is what DRBD reports of the local resource, comparable.
+type drbdView struct {
+	conn           drbd.ConnState
+	role, peerRole drbd.Role
+	disk, peerDisk drbd.DiskState
+}
+
+func viewOf(l Local) drbdView {
+	return drbdView{conn: l.Conn, role: l.Role, peerRole: l.PeerRole, disk: l.Disk, peerDisk: l.PeerDisk}
+}
+
+// String is the view as /proc/drbd shows it.
+func (v drbdView) String() string {
+	return fmt.Sprintf("cs:%s ro:%s/%s ds:%s/%s", v.conn, v.role, v.peerRole, v.disk, v.peerDisk)
 }
 
 func witnessMember(w Witness) string {
@@ -285,7 +296,7 @@ func (c *Controller) step(ctx context.Context) {
 	c.mu.Unlock()
 	// The kernel's own DRBD lines stay off the console (loglevel=3); the
 	// events log says when the link dropped and when a resync ended.
-	if was, is := drbdView(before.Local), drbdView(local); !before.Now.IsZero() && was != is {
+	if was, is := viewOf(before.Local), viewOf(local); !before.Now.IsZero() && was != is {
 		c.Record(EventReplication, "DRBD %s -> %s", was, is)
 	}
 	in := Input{Now: c.Now(), Local: local, Peer: peer, Witness: witness, Intent: intent, Policy: c.Policy}

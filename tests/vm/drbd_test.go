@@ -49,19 +49,7 @@ func TestDRBDPair(t *testing.T) {
 	portal := lab.VIP().String() + ":3260"
 
 	start := time.Now()
-	waitFor(t, ctx, 10*time.Minute, "DRBD Connected UpToDate/UpToDate on both boxes", func() error {
-		for _, n := range l.Names() {
-			p, err := l.Box(n).API().Pair(ctx)
-			if err != nil {
-				return err
-			}
-			d := p.DRBD
-			if d == nil || d.Connection != "Connected" || d.LocalDisk != "UpToDate" || d.PeerDisk != "UpToDate" {
-				return fmt.Errorf("%s: drbd %+v", n, d)
-			}
-		}
-		return nil
-	})
+	waitFor(t, ctx, 10*time.Minute, "DRBD Connected UpToDate/UpToDate on both boxes", func() error { return inSync(ctx, l) })
 	t.Logf("DRBD Connected UpToDate/UpToDate %.1f s after the API answered (initial sync of the 1 GiB disks included)", time.Since(start).Seconds())
 	var first string
 	waitFor(t, ctx, 2*time.Minute, "one box to become primary and hold the VIP", func() error {
@@ -206,18 +194,7 @@ func TestDRBDPair(t *testing.T) {
 		sort.Strings(moves)
 		t.Errorf("the primary role moved during the conformance suite:\n%s\nthe changes before it: %v", strings.Join(moves, "\n"), changes)
 	}
-	waitFor(t, ctx, 2*time.Minute, "DRBD Connected UpToDate/UpToDate on both boxes after the conformance suite", func() error {
-		for _, n := range l.Names() {
-			p, err := l.Box(n).API().Pair(ctx)
-			if err != nil {
-				return err
-			}
-			if d := p.DRBD; d == nil || d.Connection != "Connected" || d.LocalDisk != "UpToDate" || d.PeerDisk != "UpToDate" {
-				return fmt.Errorf("%s: DRBD %+v", n, d)
-			}
-		}
-		return nil
-	})
+	waitFor(t, ctx, 2*time.Minute, "DRBD Connected UpToDate/UpToDate on both boxes after the conformance suite", func() error { return inSync(ctx, l) })
 }
 
 func checkPattern4M(ctx context.Context, l *lab.Lab, portal, iqn string, lun int, p byte) error {

@@ -357,14 +357,8 @@ func waitHealthy(tb testing.TB, ctx context.Context, l *lab.Lab, what string) st
 	tb.Helper()
 	var primary string
 	waitFor(tb, ctx, 10*time.Minute, what, func() error {
-		for _, n := range l.Names() {
-			p, err := l.Box(n).API().Pair(ctx)
-			if err != nil {
-				return err
-			}
-			if d := p.DRBD; d == nil || d.Connection != "Connected" || d.LocalDisk != "UpToDate" || d.PeerDisk != "UpToDate" {
-				return fmt.Errorf("%s: drbd %+v", n, p.DRBD)
-			}
+		if err := inSync(ctx, l); err != nil {
+			return err
 		}
 		if primary = holder(ctx, l); primary == "" {
 			return fmt.Errorf("no box holds the VIP")
@@ -372,6 +366,21 @@ func waitHealthy(tb testing.TB, ctx context.Context, l *lab.Lab, what string) st
 		return nil
 	})
 	return primary
+}
+
+// inSync says why the pair is not Connected and UpToDate/UpToDate on
+// both boxes, as their APIs report DRBD; nil when it is.
+func inSync(ctx context.Context, l *lab.Lab) error {
+	for _, n := range l.Names() {
+		p, err := l.Box(n).API().Pair(ctx)
+		if err != nil {
+			return err
+		}
+		if d := p.DRBD; d == nil || d.Connection != "Connected" || d.LocalDisk != "UpToDate" || d.PeerDisk != "UpToDate" {
+			return fmt.Errorf("%s: drbd %+v", n, p.DRBD)
+		}
+	}
+	return nil
 }
 
 // failoverSplit places the new primary's events on the host's clock: when
