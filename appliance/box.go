@@ -14,6 +14,7 @@ import (
 
 	"github.com/sand-appliance/sand/appliance/durable"
 	"github.com/sand-appliance/sand/appliance/pool"
+	"github.com/sand-appliance/sand/events"
 	"github.com/sand-appliance/sand/iscsi"
 )
 
@@ -39,7 +40,7 @@ type Box struct {
 	// they stay in the registry but are not exported.
 	missing  map[string]bool
 	problems []string
-	events   EventLog
+	events   events.Log
 }
 
 // NewBox wires a box together; Start brings it up.
@@ -250,7 +251,7 @@ func (b *Box) CreateLUN(ctx context.Context, req LUNRequest) (LUN, error) {
 		return LUN{}, fmt.Errorf("create LUN %s: %w", lun.Name, err)
 	}
 	b.log.Info("LUN created", "lun", lun.Name, "size", lun.Size, "target", lun.Target, "number", lun.Number, "group", lun.Group)
-	b.record(EventLUNCreated, "LUN %s created: %s, target %s LUN %d, %s", lun.Name, FormatSize(lun.Size), lun.Target, lun.Number, groupPhrase(lun.Group))
+	b.record(events.LUNCreated, "LUN %s created: %s, target %s LUN %d, %s", lun.Name, FormatSize(lun.Size), lun.Target, lun.Number, groupPhrase(lun.Group))
 	return lun, nil
 }
 
@@ -392,7 +393,7 @@ func (b *Box) UpdateLUN(ctx context.Context, name string, u LUNUpdate) (LUN, err
 		return LUN{}, fmt.Errorf("update LUN %s: %w", name, err)
 	}
 	b.log.Info("LUN updated", "lun", name, "size", updated.Size, "group", updated.Group)
-	b.record(EventLUNUpdated, "LUN %s updated: %s, %s", name, FormatSize(updated.Size), groupPhrase(updated.Group))
+	b.record(events.LUNUpdated, "LUN %s updated: %s, %s", name, FormatSize(updated.Size), groupPhrase(updated.Group))
 	return updated, nil
 }
 
@@ -421,7 +422,7 @@ func (b *Box) DeleteLUN(ctx context.Context, name string) error {
 		}
 	}
 	b.log.Info("LUN deleted", "lun", name)
-	b.record(EventLUNDeleted, "LUN %s deleted (target %s)", name, lun.Target)
+	b.record(events.LUNDeleted, "LUN %s deleted (target %s)", name, lun.Target)
 	return nil
 }
 
@@ -484,7 +485,7 @@ func (b *Box) CreateGroup(ctx context.Context, g InitiatorGroup) (InitiatorGroup
 		return InitiatorGroup{}, fmt.Errorf("create initiator group %s: %w", g.Name, err)
 	}
 	b.log.Info("initiator group created", "group", g.Name, "initiators", len(g.Initiators))
-	b.record(EventGroupCreated, "initiator group %s created; initiators: %d", g.Name, len(g.Initiators))
+	b.record(events.GroupCreated, "initiator group %s created; initiators: %d", g.Name, len(g.Initiators))
 	return g, nil
 }
 
@@ -542,7 +543,7 @@ func (b *Box) UpdateGroup(ctx context.Context, name string, u GroupUpdate) (Init
 		return InitiatorGroup{}, fmt.Errorf("update initiator group %s: %w", name, err)
 	}
 	b.log.Info("initiator group updated", "group", name, "initiators", len(updated.Initiators))
-	b.record(EventGroupUpdated, "initiator group %s updated; initiators: %d, CHAP %s", name, len(updated.Initiators), onOff(updated.CHAP != nil))
+	b.record(events.GroupUpdated, "initiator group %s updated; initiators: %d, CHAP %s", name, len(updated.Initiators), onOff(updated.CHAP != nil))
 	return updated, nil
 }
 
@@ -575,7 +576,7 @@ func (b *Box) DeleteGroup(ctx context.Context, name string) error {
 	if err := b.commit(ctx, next, nil); err != nil {
 		return fmt.Errorf("delete initiator group %s: %w", name, err)
 	}
-	b.record(EventGroupDeleted, "initiator group %s deleted", name)
+	b.record(events.GroupDeleted, "initiator group %s deleted", name)
 	return nil
 }
 

@@ -2,71 +2,13 @@ package appliance
 
 import (
 	"context"
-	"fmt"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/sand-appliance/sand/events"
 )
-
-func TestEventLogKeepsTheNewestFirst(t *testing.T) {
-	t0 := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
-	at := func(i int) Event {
-		return Event{Time: t0.Add(time.Duration(i) * time.Second), Kind: EventLUNCreated, Message: fmt.Sprint(i)}
-	}
-	tests := []struct {
-		name  string
-		size  int
-		added int
-		want  []int
-	}{
-		{"empty", 3, 0, nil},
-		{"partly full", 3, 2, []int{1, 0}},
-		{"full", 3, 3, []int{2, 1, 0}},
-		{"wrapped once", 3, 4, []int{3, 2, 1}},
-		{"wrapped many times", 3, 11, []int{10, 9, 8}},
-		{"size one", 1, 5, []int{4}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			l := NewEventLog(tt.size)
-			for i := range tt.added {
-				l.Add(at(i))
-			}
-			want := []Event{}
-			for _, i := range tt.want {
-				want = append(want, at(i))
-			}
-			if diff := cmp.Diff(want, l.List()); diff != "" {
-				t.Errorf("events (-want +got):\n%s", diff)
-			}
-		})
-	}
-	var zero EventLog
-	zero.Add(Event{Kind: "x"})
-	if got := zero.List(); len(got) != 1 || got[0].Time.IsZero() || got[0].Time.Location() != time.UTC {
-		t.Errorf("zero log: %+v", got)
-	}
-}
-
-func TestEventLogIsSafeForConcurrentUse(t *testing.T) {
-	l := NewEventLog(50)
-	var wg sync.WaitGroup
-	for g := range 8 {
-		wg.Go(func() {
-			for i := range 200 {
-				l.Add(Event{Kind: "k", Message: fmt.Sprint(g, i)})
-				l.List()
-			}
-		})
-	}
-	wg.Wait()
-	if n := len(l.List()); n != 50 {
-		t.Errorf("%d events kept, want 50", n)
-	}
-}
 
 func TestBoxRecordsChanges(t *testing.T) {
 	tb := newTestBox(t)
@@ -79,17 +21,37 @@ func TestBoxRecordsChanges(t *testing.T) {
 	tb.CreateLUN(ctx, LUNRequest{Name: "BAD", Size: mib}) // refused: not recorded
 	tb.DeleteLUN(ctx, "vm01")
 	tb.DeleteGroup(ctx, "xen")
-	var kinds []string
+	var kinds []events.Kind
 	for _, e := range tb.Events().List() {
-		if strings.HasPrefix(e.Kind, "lun-") || strings.HasPrefix(e.Kind, "group-") {
+		if strings.HasPrefix(string(e.Kind), "lun-") || strings.HasPrefix(string(e.Kind), "group-") {
 			kinds = append(kinds, e.Kind)
 		}
 	}
-	want := []string{EventGroupDeleted, EventLUNDeleted, EventLUNUpdated, EventLUNCreated, EventGroupUpdated, EventGroupCreated}
+	want := []events.Kind{events.GroupDeleted, events.LUNDeleted, events.LUNUpdated, events.LUNCreated, events.GroupUpdated, events.GroupCreated}
 	if diff := cmp.Diff(want, kinds); diff != "" {
 		t.Errorf("event kinds, newest first (-want +got):\n%s", diff)
 	}
 	if msg := tb.Events().List()[2].Message; msg != `LUN vm01 updated: 2M, initiator group xen` {
 		t.Errorf("update message %q", msg)
+	}
+}
+
+// Activate and Deactivate record the box's role.
+func TestBoxRecordsItsRole(t *testing.T) {
+	tb := newTestBox(t)
+	ctx := context.Background()
+	if err := tb.Deactivate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := tb.Activate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var kinds []events.Kind
+	for _, e := range tb.Events().List() {
+		kinds = append(kinds, e.Kind)
+	}
+	want := []events.Kind{events.ServingStarted, events.ServingStopped, events.ServingStarted}
+	if diff := cmp.Diff(want, kinds); diff != "" {
+		t.Errorf("event kinds, newest first (-want +got):\n%s", diff)
 	}
 }

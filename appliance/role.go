@@ -4,17 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	"github.com/sand-appliance/sand/events"
 )
 
 // ErrNotServing is returned for a change sent to a box that is not serving
 // (the secondary of a pair): changes go to the primary, through the VIP.
 var ErrNotServing = errors.New("this box is not serving")
-
-// Event kinds of the box's role.
-const (
-	EventServing = "serving-started"
-	EventStopped = "serving-stopped"
-)
 
 // writable reports whether the box may change the registry; b.mu is held.
 func (b *Box) writable() error {
@@ -39,7 +35,7 @@ func (b *Box) Activate(ctx context.Context) error {
 		return err
 	}
 	b.active = true
-	b.record(EventServing, "%s serves %d LUNs (registry generation %d)", b.cfg.Name, len(reg.LUNs), reg.Generation)
+	b.record(events.ServingStarted, "%s serves %d LUNs (registry generation %d)", b.cfg.Name, len(reg.LUNs), reg.Generation)
 	return nil
 }
 
@@ -52,7 +48,7 @@ func (b *Box) Deactivate(ctx context.Context) error {
 	if err := b.driver.Stop(ctx); err != nil {
 		return fmt.Errorf("deactivate box: stop target: %w", err)
 	}
-	b.record(EventStopped, "%s stopped serving", b.cfg.Name)
+	b.record(events.ServingStopped, "%s stopped serving", b.cfg.Name)
 	return nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/sand-appliance/sand/appliance"
 	"github.com/sand-appliance/sand/appliance/command"
 	"github.com/sand-appliance/sand/drbd"
+	"github.com/sand-appliance/sand/events"
 	"github.com/sand-appliance/sand/failover"
 	"github.com/sand-appliance/sand/ui"
 )
@@ -61,7 +62,7 @@ func startPair(ctx context.Context, cfg appliance.Config, box *appliance.Box, lo
 
 	record := func(kind, format string, args ...any) {
 		msg := fmt.Sprintf(format, args...)
-		box.Events().Add(appliance.Event{Kind: kind, Message: msg})
+		box.Events().Add(events.Event{Kind: events.Kind(kind), Message: msg})
 		log.Info("event", "kind", kind, "msg", msg)
 	}
 	// The primary records its initiators' connections on the replicated
@@ -461,6 +462,6 @@ func (p *pair) SplitBrain(ctx context.Context) error {
 		return fmt.Errorf("%w: split brain applies to DRBD storage only", appliance.ErrInvalid)
 	}
 	p.drbd.MarkSplitBrain()
-	p.ctrl.Record(appliance.EventSplitBrain, "DRBD reported a split brain on %s: sand will not resolve it; choose the side whose data survives", p.cfg.Pair.DRBD.Resource)
+	p.ctrl.Record(string(events.SplitBrain), "DRBD reported a split brain on %s: sand will not resolve it; choose the side whose data survives", p.cfg.Pair.DRBD.Resource)
 	return nil
 }

@@ -40,7 +40,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetArgs(args)
 	root.PersistentFlags().StringVar(&e.configFile, "config", defaultConfigFile, "node configuration file")
 	root.PersistentFlags().StringVar(&e.logLevel, "log-level", "info", "log level: debug, info, warn, error")
-	root.AddCommand(serveCmd(e), lunCmd(e), groupCmd(e), statusCmd(e), targetCmd(e), importCmd(e), witnessCmd(e))
+	root.AddCommand(serveCmd(e), lunCmd(e), groupCmd(e), statusCmd(e), targetCmd(e), importCmd(e), witnessCmd(e), labCmd(e))
 	root.AddCommand(pairCmds(e)...)
 	root.AddCommand(handlerCmds(e)...)
 	if err := root.ExecuteContext(ctx); err != nil {

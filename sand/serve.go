@@ -18,6 +18,7 @@ import (
 	"github.com/sand-appliance/sand/appliance/pool"
 	"github.com/sand-appliance/sand/appliance/pool/file"
 	"github.com/sand-appliance/sand/appliance/pool/lvm"
+	"github.com/sand-appliance/sand/events"
 	"github.com/sand-appliance/sand/iscsi"
 	"github.com/sand-appliance/sand/iscsi/lio"
 	"github.com/sand-appliance/sand/iscsi/tgt"
@@ -96,7 +97,7 @@ func serve(ctx context.Context, cfg appliance.Config, log *slog.Logger) error {
 		log.Warn("no admin password: the web UI refuses every login; set admin_password_file or admin_password_hash in sand.yaml")
 	}
 	st := box.Status(ctx)
-	box.Events().Add(appliance.Event{Kind: appliance.EventStarted, Message: fmt.Sprintf("sand started on %s: %d LUNs, registry generation %d", st.Name, st.LUNs, st.Generation)})
+	box.Events().Add(events.Event{Kind: events.SandStarted, Message: fmt.Sprintf("sand started on %s: %d LUNs, registry generation %d", st.Name, st.LUNs, st.Generation)})
 	opts := ui.Options{
 		Token: token, Logger: log, Admin: admin, SecureCookies: cfg.SecureCookies, Volumes: p.List,
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/sand-appliance/sand/appliance"
+	"github.com/sand-appliance/sand/events"
 	"github.com/sand-appliance/sand/iscsi"
 )
 
@@ -82,8 +83,8 @@ func newWeb(a *api, au *auth, opts Options) (*web, error) {
 		"iso":      func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 		"ago":      func(t time.Time) string { return ago(w.now().Sub(t)) },
 		"duration": roundDuration,
-		"kind":     eventLabel,
-		"severity": eventSeverity,
+		"kind":     events.Kind.Label,
+		"severity": events.Kind.Tone,
 		"roleText": roleText,
 		"plural":   plural,
 		"join":     strings.Join,
@@ -417,7 +418,7 @@ type pairData struct {
 	State      PairState
 	Target     targetData
 	Pool       poolData
-	Recent     []appliance.Event
+	Recent     []events.Event
 	Updated    time.Time
 }
 
@@ -467,8 +468,8 @@ func (w *web) pairData(c *gin.Context) pairData {
 		d.Pool.ProvisionedPct = min(percent(cp.Provisioned, cp.Size), 100)
 		d.Pool.Overcommitted = cp.Provisioned > cp.Size
 	}
-	events := w.box.Events().List()
-	d.Recent = events[:min(5, len(events))]
+	recent := w.box.Events().List()
+	d.Recent = recent[:min(5, len(recent))]
 	return d
 }
 
@@ -976,56 +977,6 @@ func plural(n int, what string) string {
 		return "1 " + what
 	}
 	return fmt.Sprintf("%d %ss", n, what)
-}
-
-// eventLabel words an event kind for people.
-func eventLabel(kind string) string {
-	if l, ok := eventLabels[kind]; ok {
-		return l
-	}
-	return strings.ReplaceAll(kind, "-", " ")
-}
-
-var eventLabels = map[string]string{
-	appliance.EventStarted:        "sand started",
-	appliance.EventLUNCreated:     "LUN created",
-	appliance.EventLUNUpdated:     "LUN changed",
-	appliance.EventLUNDeleted:     "LUN deleted",
-	appliance.EventGroupCreated:   "Group created",
-	appliance.EventGroupUpdated:   "Group changed",
-	appliance.EventGroupDeleted:   "Group deleted",
-	appliance.EventFailover:       "Failover",
-	appliance.EventSwitchover:     "Switchover",
-	appliance.EventResyncStarted:  "Resync started",
-	appliance.EventResyncFinished: "Resync finished",
-	appliance.EventPeerLost:       "Peer lost",
-	appliance.EventPeerJoined:     "Peer joined",
-	appliance.EventSplitBrain:     "Split brain",
-	appliance.EventServing:        "Serving started",
-	appliance.EventStopped:        "Serving stopped",
-	// Kinds the failover layer records (failover.Event*), named here so ui
-	// does not depend on failover.
-	"failover-promoted":    "Promoted",
-	"failover-demoted":     "Demoted",
-	"failover-step-failed": "Failover step failed",
-	"decision":             "Failover decision",
-	"membership":           "Membership",
-	"replication":          "Replication",
-	"intent":               "Admin request",
-}
-
-// eventSeverity picks the badge of an event: bad, warn or plain.
-func eventSeverity(kind string) string {
-	switch kind {
-	case appliance.EventSplitBrain, appliance.EventPeerLost, "failover-step-failed":
-		return "bad"
-	case appliance.EventFailover, appliance.EventResyncStarted, appliance.EventLUNDeleted, appliance.EventGroupDeleted,
-		appliance.EventStopped, "failover-promoted", "failover-demoted":
-		return "warn"
-	case appliance.EventResyncFinished, appliance.EventPeerJoined:
-		return "good"
-	}
-	return "plain"
 }
 
 // roleText words a role for the box cards.

@@ -24,6 +24,7 @@ import (
 
 	"github.com/sand-appliance/sand/appliance"
 	"github.com/sand-appliance/sand/appliance/pool/file"
+	"github.com/sand-appliance/sand/events"
 	"github.com/sand-appliance/sand/iscsi"
 )
 
@@ -672,12 +673,13 @@ func TestLUNPagesDriveTheBox(t *testing.T) {
 	if _, err := f.box.LUN("vm01"); err == nil {
 		t.Error("LUN still there after delete")
 	}
-	// The events page tells the story, newest first.
-	events := f.session("GET", "/ui/events", nil).Body.String()
-	order := []string{"LUN deleted", "LUN changed", "LUN created", "Group created"}
+	// The events page tells the story, newest first, each kind with its
+	// label on a badge of its tone.
+	page = f.session("GET", "/ui/events", nil).Body.String()
+	order := []string{`badge warn">LUN deleted<`, `badge plain">LUN changed<`, `badge plain">LUN created<`, `badge plain">Group created<`}
 	last := -1
 	for _, e := range order {
-		i := strings.Index(events, e)
+		i := strings.Index(page, e)
 		if i < 0 || i < last {
 			t.Errorf("events page: %q missing or out of order", e)
 		}
@@ -873,8 +875,8 @@ func TestMetricsAndEventsAPI(t *testing.T) {
 		t.Error("a standalone box reports DRBD metrics")
 	}
 	rec = f.do(request{method: "GET", path: "/api/v1/events?limit=1", header: auth})
-	var events []appliance.Event
-	if err := json.Unmarshal(rec.Body.Bytes(), &events); err != nil || len(events) != 1 || events[0].Kind != appliance.EventLUNCreated {
+	var list []events.Event
+	if err := json.Unmarshal(rec.Body.Bytes(), &list); err != nil || len(list) != 1 || list[0].Kind != events.LUNCreated {
 		t.Errorf("events: %s %v", rec.Body, err)
 	}
 	if rec := f.do(request{method: "GET", path: "/api/v1/events?limit=x", header: auth}); rec.Code != http.StatusBadRequest {

@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sand-appliance/sand/appliance"
+	"github.com/sand-appliance/sand/events"
 	"github.com/sand-appliance/sand/tests/lab"
 	"github.com/sand-appliance/sand/ui"
 	apiclient "github.com/sand-appliance/sand/ui/client"
@@ -415,10 +415,10 @@ func splitFromEvents(ctx context.Context, l *lab.Lab, m *monitor, survivor, dead
 	return s, nil
 }
 
-func lastEvents(events []appliance.Event, n int) []string {
+func lastEvents(list []events.Event, n int) []string {
 	var out []string
-	for _, e := range events[max(0, len(events)-n):] {
-		out = append(out, e.Time.Format("15:04:05.000")+" "+e.Kind+" "+e.Message)
+	for _, e := range list[max(0, len(list)-n):] {
+		out = append(out, e.Time.Format("15:04:05.000")+" "+string(e.Kind)+" "+e.Message)
 	}
 	return out
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sand-appliance/sand/appliance"
+	"github.com/sand-appliance/sand/events"
 	"github.com/sand-appliance/sand/iscsi"
 	"github.com/sand-appliance/sand/ui"
 )
@@ -172,8 +173,8 @@ func (c *Client) Pair(ctx context.Context) (ui.PairView, error) {
 }
 
 // Events lists what happened, newest first.
-func (c *Client) Events(ctx context.Context) ([]appliance.Event, error) {
-	var e []appliance.Event
+func (c *Client) Events(ctx context.Context) ([]events.Event, error) {
+	var e []events.Event
 	return e, c.doJSON(ctx, http.MethodGet, "/api/v1/events", nil, &e)
 }
 
