@@ -121,7 +121,7 @@ func (r Registry) Clone() Registry {
 func (r *Registry) Validate() error {
 	groups := map[string]bool{}
 	for _, g := range r.Groups {
-		if err := g.Validate(); err != nil {
+		if err := g.validate(false); err != nil {
 			return err
 		}
 		if groups[g.Name] {
@@ -188,8 +188,68 @@ func (r *Registry) Validate() error {
 	return nil
 }
 
-// Validate checks one initiator group.
-func (g InitiatorGroup) Validate() error {
+// RedactedSecret stands in for a CHAP secret wherever sand shows a group
+// (API reads, the web UI, the CLI): secrets are write-only, shown once in
+// the answer to the change that set them. It is shorter than any secret
+// sand accepts, so sending a read group back cannot set it as a secret.
+const RedactedSecret = "********"
+
+// Redacted returns a copy of g with its CHAP secrets replaced by
+// RedactedSecret.
+func (g InitiatorGroup) Redacted() InitiatorGroup {
+	g.Initiators = slices.Clone(g.Initiators)
+	if g.CHAP != nil {
+		g.CHAP = &iscsi.CHAP{User: g.CHAP.User, Secret: RedactedSecret}
+	}
+	if g.MutualCHAP != nil {
+		g.MutualCHAP = &iscsi.CHAP{User: g.MutualCHAP.User, Secret: RedactedSecret}
+	}
+	return g
+}
+
+// chapUserPattern is the CHAP user names sand accepts: letters, digits and
+// ". - _ : @", enough for a plain name, an initiator IQN or user@domain,
+// and nothing a shell, ietd.conf or an initiator's node record treats
+// specially. The length limit (255, LIO's and open-iscsi's) is
+// iscsi.CHAP.Validate's.
+var chapUserPattern = regexp.MustCompile(`^[A-Za-z0-9._:@-]+$`)
+
+// chapSecretForbidden are printable characters a CHAP secret may not hold:
+// quotes and backslashes change meaning in shells and config files.
+const chapSecretForbidden = "'\"`\\"
+
+// chapProblem says what is wrong with a CHAP account: iscsi.CHAP.Validate's
+// limits (what IET, tgt and LIO accept) and, when strict, sand's
+// restricted characters. kind names the account ("CHAP" or "mutual
+// CHAP"); the error never quotes the secret.
+func chapProblem(kind string, c iscsi.CHAP, strict bool) error {
+	if strict && c.Secret == RedactedSecret {
+		return fmt.Errorf("the %s secret is %q, the placeholder sand shows instead of a secret: send the secret itself (sand shows a secret only in the answer to the change that sets it)", kind, RedactedSecret)
+	}
+	if err := c.Validate(); err != nil {
+		return errors.New(strings.Replace(err.Error(), "CHAP", kind, 1))
+	}
+	if !strict {
+		return nil
+	}
+	if !chapUserPattern.MatchString(c.User) {
+		return fmt.Errorf("%s user %q may hold only letters, digits and . - _ : @ (e.g. xen-cluster or an initiator IQN)", kind, c.User)
+	}
+	if strings.ContainsAny(c.Secret, chapSecretForbidden) {
+		return fmt.Errorf("%s secret for %q holds a quote, backquote or backslash: use other printable characters", kind, c.User)
+	}
+	return nil
+}
+
+// Validate checks one initiator group as an admin sets it, CHAP accounts
+// with sand's restricted characters.
+func (g InitiatorGroup) Validate() error { return g.validate(true) }
+
+// validate checks one group; strict adds chapProblem's character rules.
+// A registry loaded from disk is checked without them (Registry.Validate),
+// so an account set before the rules existed keeps working until the
+// admin replaces it: every create and update goes through Validate.
+func (g InitiatorGroup) validate(strict bool) error {
 	if err := ValidateName("initiator group", g.Name); err != nil {
 		return err
 	}
@@ -204,7 +264,7 @@ func (g InitiatorGroup) Validate() error {
 		seen[iqn] = true
 	}
 	if g.CHAP != nil {
-		if err := g.CHAP.Validate(); err != nil {
+		if err := chapProblem("CHAP", *g.CHAP, strict); err != nil {
 			return fmt.Errorf("%w: initiator group %q: %v", ErrInvalid, g.Name, err)
 		}
 	}
@@ -212,8 +272,8 @@ func (g InitiatorGroup) Validate() error {
 		if g.CHAP == nil {
 			return fmt.Errorf("%w: initiator group %q: mutual CHAP needs CHAP first: set a CHAP user and secret too", ErrInvalid, g.Name)
 		}
-		if err := g.MutualCHAP.Validate(); err != nil {
-			return fmt.Errorf("%w: initiator group %q: mutual %v", ErrInvalid, g.Name, err)
+		if err := chapProblem("mutual CHAP", *g.MutualCHAP, strict); err != nil {
+			return fmt.Errorf("%w: initiator group %q: %v", ErrInvalid, g.Name, err)
 		}
 		if g.MutualCHAP.Secret == g.CHAP.Secret {
 			return fmt.Errorf("%w: initiator group %q: the mutual CHAP secret must differ from the CHAP secret (initiators refuse equal secrets)", ErrInvalid, g.Name)
