@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"context"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/sand-appliance/sand/appliance"
 )
 
 // Cookie names. The session cookie holds a random session ID and nothing
@@ -26,6 +29,7 @@ const (
 type auth struct {
 	token         []byte
 	account       *Account
+	hasher        *hasher
 	sessions      *sessions
 	limiter       *loginLimiter
 	cop           *http.CrossOriginProtection
@@ -35,9 +39,10 @@ type auth struct {
 }
 
 func newAuth(opts Options) *auth {
-	return &auth{
+	au := &auth{
 		token:         []byte("Bearer " + opts.Token),
 		account:       opts.Admin,
+		hasher:        newHasher(maxHashing, maxHashWaiting, hashWait),
 		sessions:      newSessions(opts.Now),
 		limiter:       newLoginLimiter(opts.Now),
 		cop:           http.NewCrossOriginProtection(),
@@ -45,6 +50,7 @@ func newAuth(opts Options) *auth {
 		now:           opts.Now,
 		log:           opts.Logger,
 	}
+	return au
 }
 
 // unsafeMethod reports whether a request may change something.
@@ -118,31 +124,116 @@ func (au *auth) setCookie(c *gin.Context, name, value, path string, maxAge int) 
 	})
 }
 
-// login checks a login attempt from addr: rate limit first, then the
-// password. It returns the new session, or an error to show.
-func (au *auth) login(addr, user, password string) (*session, error) {
+// Hashing limits: bcrypt takes a core for tens of milliseconds (more on
+// the appliance's small CPUs), and the failover loop and serf's probes
+// (100 ms timeouts) must never wait for a core behind a crowd of logins.
+// One password is hashed at a time; a few more checks may wait their turn
+// for up to hashWait, and beyond them a check is refused at once.
+const (
+	maxHashing     = 1
+	maxHashWaiting = 4
+	hashWait       = 2 * time.Second
+)
+
+// hasher bounds concurrent password hashing.
+type hasher struct {
+	slots   chan struct{} // held while hashing
+	tickets chan struct{} // held while hashing or waiting to
+	wait    time.Duration
+}
+
+func newHasher(slots, waiting int, wait time.Duration) *hasher {
+	return &hasher{slots: make(chan struct{}, slots), tickets: make(chan struct{}, slots+waiting), wait: wait}
+}
+
+// acquire takes a hashing slot, waiting its turn if few others wait; it
+// reports false when the box is too busy. Call release when done.
+func (h *hasher) acquire(ctx context.Context) bool {
+	select {
+	case h.tickets <- struct{}{}:
+	default:
+		return false
+	}
+	t := time.NewTimer(h.wait)
+	defer t.Stop()
+	select {
+	case h.slots <- struct{}{}:
+		return true
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	<-h.tickets
+	return false
+}
+
+func (h *hasher) release() {
+	<-h.slots
+	<-h.tickets
+}
+
+// errBusy refuses a password check while others fill the hasher.
+var errBusy = &rateLimitError{wait: time.Second, busy: true}
+
+// login checks a login attempt from addr: the attempt is counted first,
+// then the password is hashed in its turn. It returns the new session, or
+// an error to show.
+func (au *auth) login(ctx context.Context, addr, user, password string) (*session, error) {
 	if au.account == nil {
 		return nil, errors.New("no admin password is set on this box: set admin_password_file (a first password) or admin_password_hash (bcrypt) in /etc/sand/sand.yaml and restart sand")
 	}
-	if ok, wait := au.limiter.allow(addr); !ok {
+	at, wait := au.limiter.begin(addr)
+	if at == nil {
 		return nil, &rateLimitError{wait: wait}
 	}
-	if !au.account.Check(user, password) {
-		au.limiter.failed(addr)
+	if !au.hasher.acquire(ctx) {
+		at.undo()
+		au.log.Warn("login refused: the box is busy checking other logins", "from", addr)
+		return nil, errBusy
+	}
+	ok := au.account.Check(user, password)
+	au.hasher.release()
+	if !ok {
 		au.log.Warn("failed login", "user", user, "from", addr)
 		return nil, errors.New("wrong user name or password")
 	}
-	au.limiter.succeeded(addr)
+	at.succeeded()
 	au.log.Info("login", "user", user, "from", addr)
 	return au.sessions.create(user), nil
 }
 
-// rateLimitError refuses a login while the limits hold.
-type rateLimitError struct{ wait time.Duration }
+// changePassword changes the admin password for sess, hashing in turn
+// like a login, and ends every other session: whoever held the old
+// password is logged out.
+func (au *auth) changePassword(ctx context.Context, sess session, current, next string) error {
+	if au.account == nil {
+		return fmt.Errorf("%w: no admin account is configured", appliance.ErrInvalid)
+	}
+	if !au.hasher.acquire(ctx) {
+		return fmt.Errorf("%w: sand is busy checking logins: try again in a moment", appliance.ErrInvalid)
+	}
+	err := au.account.Change(current, next)
+	au.hasher.release()
+	if err != nil {
+		return err
+	}
+	n := au.sessions.endOthers(sess.id)
+	au.log.Info("admin password changed; other sessions ended", "user", sess.user, "ended", n)
+	return nil
+}
+
+// rateLimitError refuses a login while the limits hold, or while the box
+// is busy hashing other logins' passwords.
+type rateLimitError struct {
+	wait time.Duration
+	busy bool
+}
 
 func (e *rateLimitError) Error() string {
+	if e.busy {
+		return "sand is busy checking other logins: try again in a second"
+	}
 	secs := int(e.wait.Round(time.Second) / time.Second)
-	return fmt.Sprintf("too many failed logins: wait %d seconds and try again", max(secs, 1))
+	return fmt.Sprintf("too many failed logins from your address: wait %d seconds and try again", max(secs, 1))
 }
 
 func subtleEqual(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1 }

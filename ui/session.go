@@ -3,6 +3,7 @@ package ui
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"net/netip"
 	"slices"
 	"sync"
 	"time"
@@ -127,82 +128,155 @@ func (s *sessions) expireLocked(now time.Time) {
 	}
 }
 
-// Login rate limits: each client address may fail loginFailuresPerAddr
-// times within loginWindow, and all clients together loginFailuresTotal
-// times; beyond that logins are refused until the oldest failure leaves
-// the window. bcrypt makes each guess slow too.
+// endOthers ends every session but keep (e.g. the one that changed the
+// password) and returns how many it ended.
+func (s *sessions) endOthers(keep string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for id := range s.byID {
+		if id != keep {
+			delete(s.byID, id)
+			n++
+		}
+	}
+	return n
+}
+
+// Login limits, per client address (an IPv6 client by its /64, which one
+// host usually holds whole). Each attempt counts when it begins, before
+// its password is hashed: the first loginFreeAttempts cost nothing, each
+// one after them makes the address wait before its next attempt, 1 s
+// doubling up to loginMaxBackoff. A successful login clears the address;
+// loginForget after its last attempt an address starts afresh. There is
+// no limit across addresses, so failures from elsewhere never lock the
+// admin out; bcrypt's cost and the one-at-a-time hashing (hasher) bound
+// what guessing from many addresses can do.
 const (
-	loginWindow          = 5 * time.Minute
-	loginFailuresPerAddr = 5
-	loginFailuresTotal   = 30
-	maxTrackedAddrs      = 4096
+	loginFreeAttempts = 3
+	loginMaxBackoff   = 5 * time.Minute
+	loginForget       = 15 * time.Minute
+	maxTrackedAddrs   = 4096
 )
 
-// loginLimiter counts failed logins per client address and in total.
+// loginBackoff is the wait after an address's nth attempt in a row.
+func loginBackoff(n int) time.Duration {
+	if n <= loginFreeAttempts {
+		return 0
+	}
+	shift := n - loginFreeAttempts - 1
+	if shift >= 9 { // 2^9 s is past the cap
+		return loginMaxBackoff
+	}
+	return min(time.Second<<shift, loginMaxBackoff)
+}
+
+// loginLimiter keeps each address's attempts since its last success.
 type loginLimiter struct {
 	mu     sync.Mutex
 	now    func() time.Time
-	byAddr map[string][]time.Time
-	all    []time.Time
+	byAddr map[string]*addrAttempts
+}
+
+type addrAttempts struct {
+	n    int       // attempts since the last success
+	next time.Time // no attempt before this
+	last time.Time // the latest attempt
 }
 
 func newLoginLimiter(now func() time.Time) *loginLimiter {
-	return &loginLimiter{now: now, byAddr: map[string][]time.Time{}}
+	return &loginLimiter{now: now, byAddr: map[string]*addrAttempts{}}
 }
 
-// allow reports whether addr may try to log in now, and if not, how long
-// it must wait.
-func (l *loginLimiter) allow(addr string) (bool, time.Duration) {
+// limitKey is what the limits count by: the address, or an IPv6
+// address's /64.
+func limitKey(addr string) string {
+	ip, err := netip.ParseAddr(addr)
+	if err != nil {
+		return addr
+	}
+	ip = ip.Unmap()
+	if ip.Is6() {
+		p, _ := ip.Prefix(64)
+		return p.String()
+	}
+	return ip.String()
+}
+
+// attempt is one login attempt, counted at begin.
+type attempt struct {
+	l        *loginLimiter
+	key      string
+	n        int
+	prevNext time.Time
+}
+
+// begin counts an attempt from addr, or says how long addr must wait.
+func (l *loginLimiter) begin(addr string) (*attempt, time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
-	l.pruneLocked(now)
-	if f := l.byAddr[addr]; len(f) >= loginFailuresPerAddr {
-		return false, f[len(f)-loginFailuresPerAddr].Add(loginWindow).Sub(now)
+	key := limitKey(addr)
+	a := l.byAddr[key]
+	if a != nil && now.Sub(a.last) >= loginForget {
+		a = nil
+		delete(l.byAddr, key)
 	}
-	if len(l.all) >= loginFailuresTotal {
-		return false, l.all[len(l.all)-loginFailuresTotal].Add(loginWindow).Sub(now)
+	if a != nil && now.Before(a.next) {
+		return nil, a.next.Sub(now)
 	}
-	return true, 0
+	if a == nil {
+		l.makeRoomLocked(now)
+		a = &addrAttempts{}
+		l.byAddr[key] = a
+	}
+	at := &attempt{l: l, key: key, prevNext: a.next}
+	a.n++
+	a.last = now
+	a.next = now.Add(loginBackoff(a.n))
+	at.n = a.n
+	return at, 0
 }
 
-// failed records a failed login from addr.
-func (l *loginLimiter) failed(addr string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := l.now()
-	l.pruneLocked(now)
-	if _, ok := l.byAddr[addr]; !ok && len(l.byAddr) >= maxTrackedAddrs {
-		// Too many addresses to track one by one: the total limit still
-		// holds.
-		l.all = append(l.all, now)
+// succeeded clears the attempt's address.
+func (at *attempt) succeeded() {
+	at.l.mu.Lock()
+	defer at.l.mu.Unlock()
+	delete(at.l.byAddr, at.key)
+}
+
+// undo takes back an attempt that never reached the password check (the
+// box was too busy to hash it).
+func (at *attempt) undo() {
+	at.l.mu.Lock()
+	defer at.l.mu.Unlock()
+	a := at.l.byAddr[at.key]
+	if a == nil || a.n == 0 {
 		return
 	}
-	l.byAddr[addr] = append(l.byAddr[addr], now)
-	l.all = append(l.all, now)
-}
-
-// succeeded forgets addr's failures.
-func (l *loginLimiter) succeeded(addr string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	delete(l.byAddr, addr)
-}
-
-func (l *loginLimiter) pruneLocked(now time.Time) {
-	fresh := func(ts []time.Time) []time.Time {
-		i := 0
-		for i < len(ts) && now.Sub(ts[i]) >= loginWindow {
-			i++
-		}
-		return ts[i:]
+	a.n--
+	if a.n == at.n-1 {
+		a.next = at.prevNext
 	}
-	l.all = fresh(l.all)
-	for addr, ts := range l.byAddr {
-		if ts = fresh(ts); len(ts) == 0 {
-			delete(l.byAddr, addr)
-		} else {
-			l.byAddr[addr] = ts
+}
+
+// makeRoomLocked keeps the table under maxTrackedAddrs: forgotten
+// addresses go first, then the one whose latest attempt is oldest.
+func (l *loginLimiter) makeRoomLocked(now time.Time) {
+	if len(l.byAddr) < maxTrackedAddrs {
+		return
+	}
+	oldest, oldestKey := now, ""
+	for k, a := range l.byAddr {
+		if now.Sub(a.last) >= loginForget {
+			delete(l.byAddr, k)
+			continue
 		}
+		if a.last.Before(oldest) || oldestKey == "" {
+			oldest, oldestKey = a.last, k
+		}
+	}
+	if len(l.byAddr) >= maxTrackedAddrs {
+		delete(l.byAddr, oldestKey)
 	}
 }

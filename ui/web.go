@@ -368,7 +368,7 @@ func (w *web) loginSubmit(c *gin.Context) {
 		w.showLogin(c, http.StatusForbidden, f, next)
 		return
 	}
-	sess, err := w.auth.login(c.ClientIP(), c.PostForm("user"), c.PostForm("password"))
+	sess, err := w.auth.login(c.Request.Context(), c.ClientIP(), c.PostForm("user"), c.PostForm("password"))
 	if err != nil {
 		f.Error = sentence(err.Error())
 		status := http.StatusOK
@@ -886,20 +886,17 @@ func (w *web) accountPage(c *gin.Context) {
 func (w *web) changePassword(c *gin.Context) {
 	f := newForm("password")
 	var err error
-	switch {
-	case w.auth.account == nil:
-		err = fmt.Errorf("%w: no admin account is configured", appliance.ErrInvalid)
-	case c.PostForm("new") != c.PostForm("confirm"):
+	if c.PostForm("new") != c.PostForm("confirm") {
 		err = onField("confirm", fmt.Errorf("%w: the two new passwords differ: type the same one twice", appliance.ErrInvalid))
-	default:
-		err = w.auth.account.Change(c.PostForm("current"), c.PostForm("new"))
+	} else {
+		err = w.auth.changePassword(c.Request.Context(), sessionOf(c), c.PostForm("current"), c.PostForm("new"))
 	}
 	if err != nil {
 		f.fail(err)
 		w.render(c, formStatus(err), "account", w.newPage(c, "Account", "", w.accountData(), f))
 		return
 	}
-	w.done(c, "/ui/account", "Password changed.")
+	w.done(c, "/ui/account", "Password changed. Every other session is logged out.")
 }
 
 // Formatting helpers for the templates.
