@@ -30,6 +30,11 @@ type Config struct {
 	// instead when set.
 	APIToken     string `mapstructure:"api_token"`
 	APITokenFile string `mapstructure:"api_token_file"`
+	// MonitorToken lets monitoring read and nothing else: GET /metrics and
+	// the API's read routes, none of which shows a secret. MonitorTokenFile
+	// is read instead when set. Empty: /metrics needs the API token.
+	MonitorToken     string `mapstructure:"monitor_token"`
+	MonitorTokenFile string `mapstructure:"monitor_token_file"`
 	// AdminPasswordHash is the bcrypt hash of the web UI's admin password
 	// (user admin), e.g. from `mkpasswd -m bcrypt` or `htpasswd -nbB admin
 	// PASSWORD | cut -d: -f2`. When set it is the password, and the UI
@@ -129,6 +134,9 @@ func (c Config) Validate() error {
 	if c.StateDir == "" || !filepath.IsAbs(c.StateDir) {
 		return fmt.Errorf("config state_dir %q must be an absolute path", c.StateDir)
 	}
+	if err := c.validateMonitorToken(); err != nil {
+		return err
+	}
 	switch c.Pool.Kind {
 	case "file":
 		if !filepath.IsAbs(c.Pool.Dir) {
@@ -159,4 +167,26 @@ func (c Config) Validate() error {
 		return fmt.Errorf("config target.driver %q is unknown: use tgt or lio", c.Target.Driver)
 	}
 	return c.validatePair()
+}
+
+// MinMonitorTokenLen is the shortest monitoring token sand accepts: the
+// token is a password a program sends, so it must not be guessable.
+const MinMonitorTokenLen = 16
+
+// validateMonitorToken checks monitor_token and monitor_token_file; the
+// token read from the file is checked where it is read (ui.New).
+func (c Config) validateMonitorToken() error {
+	switch {
+	case c.MonitorToken != "" && c.MonitorTokenFile != "":
+		return fmt.Errorf("config sets both monitor_token and monitor_token_file: keep one (the file keeps the token out of sand.yaml)")
+	case c.MonitorTokenFile != "" && !filepath.IsAbs(c.MonitorTokenFile):
+		return fmt.Errorf("config monitor_token_file %q must be an absolute path", c.MonitorTokenFile)
+	case c.MonitorToken == "":
+		return nil
+	case len(c.MonitorToken) < MinMonitorTokenLen:
+		return fmt.Errorf("config monitor_token is %d characters long: use at least %d random ones, e.g. from openssl rand -hex 24", len(c.MonitorToken), MinMonitorTokenLen)
+	case c.MonitorToken == c.APIToken:
+		return fmt.Errorf("config monitor_token is the api_token: give monitoring a token of its own (it may only read)")
+	}
+	return nil
 }

@@ -39,8 +39,12 @@ const maxBody = 1 << 20
 type Options struct {
 	// Token authorises API calls (Authorization: Bearer TOKEN). It must
 	// not be empty: sand never serves anonymous writes.
-	Token  string
-	Logger *slog.Logger
+	Token string
+	// MonitorToken, when set, authorises GET /metrics and the API's read
+	// routes (monitorRoutes) and nothing else: for monitoring systems,
+	// which should not hold the API token.
+	MonitorToken string
+	Logger       *slog.Logger
 	// Admin is the web UI's admin account (see OpenAccount); nil refuses
 	// every login and the login page says how to set a password.
 	Admin *Account
@@ -62,6 +66,14 @@ type Options struct {
 func New(box *appliance.Box, opts Options) (http.Handler, error) {
 	if opts.Token == "" {
 		return nil, errors.New("serve API: no API token configured: set api_token or api_token_file in sand.yaml")
+	}
+	if m := opts.MonitorToken; m != "" {
+		switch {
+		case len(m) < appliance.MinMonitorTokenLen:
+			return nil, fmt.Errorf("serve API: the monitoring token (monitor_token or monitor_token_file) is %d characters long: use at least %d random ones, e.g. from openssl rand -hex 24", len(m), appliance.MinMonitorTokenLen)
+		case m == opts.Token:
+			return nil, errors.New("serve API: the monitoring token (monitor_token or monitor_token_file) is the API token: give monitoring a token of its own (it may only read)")
+		}
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -181,13 +193,30 @@ func (a *api) view(ctx context.Context, l appliance.LUN) LUNView { return a.view
 
 func (a *api) status(c *gin.Context) { c.JSON(http.StatusOK, a.box.Status(c.Request.Context())) }
 
+// target shows the rendered ietd.conf, CHAP secrets redacted.
 func (a *api) target(c *gin.Context) {
 	conf, err := a.box.TargetConfig()
 	if err != nil {
 		failErr(c, err)
 		return
 	}
-	c.Data(http.StatusOK, "text/plain; charset=utf-8", conf)
+	c.Data(http.StatusOK, "text/plain; charset=utf-8", redactIETD(conf))
+}
+
+// redactIETD replaces the secret of every IncomingUser and OutgoingUser
+// line (KEYWORD USER SECRET) with appliance.RedactedSecret.
+func redactIETD(conf []byte) []byte {
+	lines := strings.SplitAfter(string(conf), "\n")
+	for i, line := range lines {
+		f := strings.Fields(line)
+		if len(f) < 3 || !strings.EqualFold(f[0], "IncomingUser") && !strings.EqualFold(f[0], "OutgoingUser") {
+			continue
+		}
+		indent := line[:len(line)-len(strings.TrimLeft(line, " \t"))]
+		eol := line[len(strings.TrimRight(line, " \t\r\n")):]
+		lines[i] = indent + f[0] + " " + f[1] + " " + appliance.RedactedSecret + eol
+	}
+	return []byte(strings.Join(lines, ""))
 }
 
 func (a *api) sessions(c *gin.Context) {
@@ -347,10 +376,12 @@ func (a *api) doDeleteLUN(ctx context.Context, name string) error {
 	return a.box.DeleteLUN(ctx, name)
 }
 
+// listGroups shows every group, CHAP secrets redacted: secrets are
+// write-only, shown once in the answer to the change that set them.
 func (a *api) listGroups(c *gin.Context) {
-	groups := a.box.Groups()
-	if groups == nil {
-		groups = []appliance.InitiatorGroup{}
+	groups := []appliance.InitiatorGroup{}
+	for _, g := range a.box.Groups() {
+		groups = append(groups, g.Redacted())
 	}
 	c.JSON(http.StatusOK, groups)
 }
@@ -394,7 +425,7 @@ func (a *api) getGroup(c *gin.Context) {
 		failErr(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, g)
+	c.JSON(http.StatusOK, g.Redacted())
 }
 
 func (a *api) updateGroup(c *gin.Context) {
@@ -407,7 +438,22 @@ func (a *api) updateGroup(c *gin.Context) {
 		failErr(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, g)
+	c.JSON(http.StatusOK, shownOnce(g, u))
+}
+
+// shownOnce is a changed group as its change's answer shows it: the
+// secrets the change set, the others redacted.
+func shownOnce(g appliance.InitiatorGroup, u appliance.GroupUpdate) appliance.InitiatorGroup {
+	r := g.Redacted()
+	if u.CHAP != nil && g.CHAP != nil {
+		chap := *g.CHAP
+		r.CHAP = &chap
+	}
+	if u.MutualCHAP != nil && g.MutualCHAP != nil {
+		chap := *g.MutualCHAP
+		r.MutualCHAP = &chap
+	}
+	return r
 }
 
 // doUpdateGroup adds or removes initiators and sets CHAP.

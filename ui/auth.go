@@ -27,7 +27,10 @@ const (
 // auth decides who may do what: the API token for programs, a session
 // cookie for browsers.
 type auth struct {
-	token         []byte
+	token []byte
+	// monitor is the read-only token's header value; nil when none is
+	// configured.
+	monitor       []byte
 	account       *Account
 	hasher        *hasher
 	sessions      *sessions
@@ -50,7 +53,27 @@ func newAuth(opts Options) *auth {
 		now:           opts.Now,
 		log:           opts.Logger,
 	}
+	if opts.MonitorToken != "" {
+		au.monitor = []byte("Bearer " + opts.MonitorToken)
+	}
 	return au
+}
+
+// monitorRoutes are what the monitoring token may reach, by method and
+// route pattern: /metrics and the API's reads, none of which shows a
+// secret (CHAP secrets are redacted on every read). A new route stays
+// closed to monitoring until it is listed here.
+var monitorRoutes = map[string]bool{
+	"GET /metrics":                       true,
+	"GET /api/v1/status":                 true,
+	"GET /api/v1/target":                 true,
+	"GET /api/v1/sessions":               true,
+	"GET /api/v1/luns":                   true,
+	"GET /api/v1/luns/:name":             true,
+	"GET /api/v1/initiator-groups":       true,
+	"GET /api/v1/initiator-groups/:name": true,
+	"GET /api/v1/events":                 true,
+	"GET /api/v1/pair":                   true,
 }
 
 // unsafeMethod reports whether a request may change something.
@@ -64,6 +87,18 @@ func unsafeMethod(m string) bool {
 func (au *auth) api(c *gin.Context) {
 	if h := c.GetHeader("Authorization"); h != "" {
 		if subtle.ConstantTimeCompare([]byte(h), au.token) == 1 {
+			c.Next()
+			return
+		}
+		if au.monitor != nil && subtle.ConstantTimeCompare([]byte(h), au.monitor) == 1 {
+			method := c.Request.Method
+			if method == http.MethodHead {
+				method = http.MethodGet
+			}
+			if !monitorRoutes[method+" "+c.FullPath()] {
+				fail(c, http.StatusForbidden, "the monitoring token (monitor_token) only reads: GET /metrics and the API's read routes; %s %s needs the API token (api_token)", c.Request.Method, c.Request.URL.Path)
+				return
+			}
 			c.Next()
 			return
 		}

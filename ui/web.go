@@ -261,7 +261,7 @@ func (w *web) newPage(c *gin.Context, title, nav string, data any, forms ...*for
 
 // render writes a page with the headers every page gets: a strict content
 // security policy (no inline script; inline style only with the page's
-// nonce), no caching (pages show CHAP secrets), no framing.
+// nonce), no caching (pages show the SAN's configuration), no framing.
 func (w *web) render(c *gin.Context, status int, name string, p *page) {
 	w.renderTemplate(c, status, name, "layout", p)
 }
@@ -706,7 +706,7 @@ func (w *web) groupRows() []groupRow {
 	}
 	var rows []groupRow
 	for _, g := range w.box.Groups() {
-		rows = append(rows, groupRow{InitiatorGroup: g, LUNs: uses[g.Name]})
+		rows = append(rows, groupRow{InitiatorGroup: g.Redacted(), LUNs: uses[g.Name]})
 	}
 	return rows
 }
