@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sand-appliance/sand/appliance/durable"
@@ -23,32 +24,87 @@ import (
 // transaction: validate, change the pool, commit the registry, apply the
 // target; a failure undoes the steps already taken, so a bad request or a
 // failed step leaves the box as it was.
+//
+// Two locks keep the failover's reads apart from admin work. admin
+// serializes the changes; it is held across pool and target commands
+// (lvcreate, the LIO apply). mu guards what readers see and is never held
+// across a command or a file write. The failover loop reads Active and
+// Generation (atomics) and Refresh (mu only): none of them waits behind an
+// admin operation. Lock order: admin, then mu.
 type Box struct {
 	cfg    Config
 	store  Store
-	pool   pool.Pool
+	pool   pool.Pool // counts its changes in poolChanges
 	driver iscsi.Driver
 	log    *slog.Logger
 	now    func() time.Time
 
+	// admin serializes the changes of the box: every transaction (LUNs,
+	// groups, import), the role changes (Activate, Deactivate) and the
+	// removals of a sweep.
+	admin sync.Mutex
+
+	// mu guards reg, missing and problems. They change with admin and mu
+	// held, except that Refresh replaces reg with mu alone on a box that is
+	// not active; so code holding admin on an active box reads them without
+	// mu, and everyone else reads them under mu.
 	mu  sync.RWMutex
 	reg Registry
-	// active is true while this box is the one serving: standalone, or
-	// primary of a pair. Only an active box writes the registry.
-	active bool
 	// missing names LUNs whose volume the last reconcile did not find;
 	// they stay in the registry but are not exported.
 	missing  map[string]bool
 	problems []string
-	events   events.Log
+
+	// active is true while this box is the one serving: standalone, or
+	// primary of a pair. Only an active box writes the registry. It changes
+	// with admin and mu held.
+	active atomic.Bool
+	// generation is reg.Generation, for readers that take no lock.
+	generation atomic.Uint64
+	// poolChanges counts the changes of the pool's volumes (each counted
+	// once its command returned) and of the box's role. A pool listing
+	// taken without admin still holds under admin if the count did not
+	// move since before the listing began: every change runs under admin.
+	poolChanges atomic.Uint64
+	events      events.Log
 }
 
 // NewBox wires a box together; Start brings it up.
 func NewBox(cfg Config, p pool.Pool, driver iscsi.Driver, logger *slog.Logger) *Box {
-	return &Box{
-		cfg: cfg, store: Store{Path: cfg.RegistryPath()}, pool: p, driver: driver,
+	b := &Box{
+		cfg: cfg, store: Store{Path: cfg.RegistryPath()}, driver: driver,
 		log: logger, now: time.Now,
 	}
+	b.pool = countingPool{Pool: p, changes: &b.poolChanges}
+	return b
+}
+
+// countingPool counts the changes made through it, once each returned
+// (done or failed: a failed command may have changed the pool too).
+type countingPool struct {
+	pool.Pool
+	changes *atomic.Uint64
+}
+
+func (p countingPool) Create(ctx context.Context, name string, size int64) (pool.Volume, error) {
+	defer p.changes.Add(1)
+	return p.Pool.Create(ctx, name, size)
+}
+
+func (p countingPool) Grow(ctx context.Context, name string, size int64) error {
+	defer p.changes.Add(1)
+	return p.Pool.Grow(ctx, name, size)
+}
+
+func (p countingPool) Delete(ctx context.Context, name string) error {
+	defer p.changes.Add(1)
+	return p.Pool.Delete(ctx, name)
+}
+
+// setRegistry makes reg the box's registry; mu is held.
+func (b *Box) setRegistry(reg Registry) {
+	b.reg = reg
+	b.generation.Store(reg.Generation)
 }
 
 // Start brings up a standalone box: it is always the one serving.
@@ -59,17 +115,29 @@ func (b *Box) Start(ctx context.Context) error {
 	return b.Sweep(ctx)
 }
 
-// Reconcile makes the pool and the target match the registry again.
+// Reconcile makes the pool and the target match the registry again, then
+// sweeps the orphan volumes.
 func (b *Box) Reconcile(ctx context.Context) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
+	if err := b.reconcileServing(ctx); err != nil {
+		return err
+	}
+	return b.Sweep(ctx)
+}
+
+func (b *Box) reconcileServing(ctx context.Context) error {
+	b.admin.Lock()
+	defer b.admin.Unlock()
 	if err := b.writable(); err != nil {
 		return err
 	}
-	if err := b.reconcile(ctx); err != nil {
+	missing, problems, err := b.reconcile(ctx, b.reg)
+	if err != nil {
 		return err
 	}
-	return b.sweep(ctx)
+	b.mu.Lock()
+	b.missing, b.problems = missing, problems
+	b.mu.Unlock()
+	return nil
 }
 
 // reconcile finishes what a crash interrupted on the way to serving the
@@ -78,11 +146,13 @@ func (b *Box) Reconcile(ctx context.Context) error {
 // writes ietd.conf and applies the target. It looks at each LUN's volume
 // alone (pool.Stat: a stat and a sysfs read), never lists the pool: it is
 // on the failover's critical path, where a listing (lvs) cost 0.5-1.7 s in
-// the TCG lab. Orphan volumes are sweep's, once the box serves.
-func (b *Box) reconcile(ctx context.Context) error {
+// the TCG lab. Orphan volumes are Sweep's, once the box serves. It returns
+// the LUNs whose volume is missing and the problems to report, for the
+// caller to publish under mu; admin is held.
+func (b *Box) reconcile(ctx context.Context, reg Registry) (missing map[string]bool, problems []string, err error) {
 	start := b.now()
-	b.problems, b.missing = nil, map[string]bool{}
-	for _, l := range b.reg.LUNs {
+	missing = map[string]bool{}
+	for _, l := range reg.LUNs {
 		if l.Path != "" {
 			continue
 		}
@@ -91,43 +161,46 @@ func (b *Box) reconcile(ctx context.Context) error {
 		case errors.Is(err, pool.ErrNotFound):
 			msg := fmt.Sprintf("LUN %s: its volume %s is missing; the LUN is not exported", l.Name, b.pool.Path(l.Name))
 			b.log.Error(msg)
-			b.problems = append(b.problems, msg)
-			b.missing[l.Name] = true
+			problems = append(problems, msg)
+			missing[l.Name] = true
 		case err != nil:
-			return fmt.Errorf("reconcile: %w", err)
+			return nil, nil, fmt.Errorf("reconcile: %w", err)
 		case v.Size < l.Size:
 			b.log.Warn("finishing an interrupted grow", "lun", l.Name, "from", v.Size, "to", l.Size)
 			if err := b.pool.Grow(ctx, l.Name, l.Size); err != nil {
-				return fmt.Errorf("reconcile: %w", err)
+				return nil, nil, fmt.Errorf("reconcile: %w", err)
 			}
 		}
 	}
 	checked := b.now().Sub(start)
-	if err := b.applyTarget(ctx, b.reg); err != nil {
-		return fmt.Errorf("reconcile: %w", err)
+	if err := b.applyTarget(ctx, reg, missing); err != nil {
+		return nil, nil, fmt.Errorf("reconcile: %w", err)
 	}
-	b.log.Info("reconciled", "luns", len(b.reg.LUNs), "generation", b.reg.Generation, "took", b.now().Sub(start), "volumes_checked", checked)
-	return nil
+	b.log.Info("reconciled", "luns", len(reg.LUNs), "generation", reg.Generation, "took", b.now().Sub(start), "volumes_checked", checked)
+	return missing, problems, nil
 }
 
 // Sweep removes the orphan volumes of a box that serves: a volume without
 // a registry entry is an unacknowledged create or an unfinished delete.
 // Orphans are never exported, so a box that just took over serves first
-// and sweeps after.
+// and sweeps after. The pool is listed without admin (lvs takes seconds
+// under load); each orphan is checked again under admin against the
+// registry as it is then, so a LUN created while the pool was listed keeps
+// its volume.
 func (b *Box) Sweep(ctx context.Context) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if !b.active {
-		return nil // demoted meanwhile: the next primary sweeps
+	if !b.active.Load() {
+		return nil // the primary sweeps
 	}
-	return b.sweep(ctx)
-}
-
-func (b *Box) sweep(ctx context.Context) error {
 	start := b.now()
 	vols, err := b.pool.List(ctx)
 	if err != nil {
 		return fmt.Errorf("sweep orphan volumes: %w", err)
+	}
+	listed := b.now().Sub(start)
+	b.admin.Lock()
+	defer b.admin.Unlock()
+	if !b.active.Load() {
+		return nil // demoted meanwhile: the next primary sweeps
 	}
 	removed := 0
 	for _, v := range vols {
@@ -136,29 +209,32 @@ func (b *Box) sweep(ctx context.Context) error {
 		}
 		b.log.Warn("removing orphan volume left by an interrupted create or delete", "volume", v.Path)
 		if err := b.pool.Delete(ctx, v.Name); err != nil {
+			if errors.Is(err, pool.ErrNotFound) {
+				continue // a create that failed meanwhile removed its volume
+			}
 			return fmt.Errorf("sweep orphan volumes: %w", err)
 		}
 		removed++
 	}
-	b.log.Info("swept orphan volumes", "volumes", len(vols), "removed", removed, "took", b.now().Sub(start))
+	b.log.Info("swept orphan volumes", "volumes", len(vols), "removed", removed, "took", b.now().Sub(start), "listed", listed)
 	return nil
 }
 
 // targetGroup derives the target configuration from a registry, leaving out
-// LUNs whose volume is missing.
-func (b *Box) targetGroup(reg Registry) (iscsi.TargetGroup, error) {
+// the LUNs whose volume is missing.
+func (b *Box) targetGroup(reg Registry, missing map[string]bool) (iscsi.TargetGroup, error) {
 	portal, err := b.cfg.PortalAddr()
 	if err != nil {
 		return iscsi.TargetGroup{}, err
 	}
 	export := reg.Clone()
-	export.LUNs = slices.DeleteFunc(export.LUNs, func(l LUN) bool { return b.missing[l.Name] })
+	export.LUNs = slices.DeleteFunc(export.LUNs, func(l LUN) bool { return missing[l.Name] })
 	return export.TargetGroup([]string{portal.String()}, b.pool.IOType(), b.pool.Path), nil
 }
 
 // applyTarget writes ietd.conf for reg and makes the live target match it.
-func (b *Box) applyTarget(ctx context.Context, reg Registry) error {
-	tg, err := b.targetGroup(reg)
+func (b *Box) applyTarget(ctx context.Context, reg Registry, missing map[string]bool) error {
+	tg, err := b.targetGroup(reg, missing)
 	if err != nil {
 		return err
 	}
@@ -185,7 +261,7 @@ func (b *Box) applyTarget(ctx context.Context, reg Registry) error {
 
 // commit saves next as the new registry, runs afterSave (if any) and
 // applies the target. If a step fails, the old registry and target are
-// restored.
+// restored. admin is held and the box is active.
 func (b *Box) commit(ctx context.Context, next Registry, afterSave func() error) error {
 	next.Generation = b.reg.Generation + 1
 	if err := next.Validate(); err != nil {
@@ -200,11 +276,13 @@ func (b *Box) commit(ctx context.Context, next Registry, afterSave func() error)
 			return err
 		}
 	}
-	if err := b.applyTarget(ctx, next); err != nil {
+	if err := b.applyTarget(ctx, next, b.missing); err != nil {
 		b.rollback(ctx)
 		return err
 	}
-	b.reg = next
+	b.mu.Lock()
+	b.setRegistry(next)
+	b.mu.Unlock()
 	return nil
 }
 
@@ -213,7 +291,7 @@ func (b *Box) rollback(ctx context.Context) {
 	if err := b.store.Save(b.reg); err != nil {
 		b.log.Error("roll back registry", "err", err)
 	}
-	if err := b.applyTarget(ctx, b.reg); err != nil {
+	if err := b.applyTarget(ctx, b.reg, b.missing); err != nil {
 		b.log.Error("roll back target configuration", "err", err)
 	}
 }
@@ -231,13 +309,14 @@ type LUNRequest struct {
 
 // CreateLUN creates a volume and exports it.
 func (b *Box) CreateLUN(ctx context.Context, req LUNRequest) (LUN, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
+	space := b.readCapacity(ctx)
+	b.admin.Lock()
+	defer b.admin.Unlock()
 	if err := b.writable(); err != nil {
 		return LUN{}, err
 	}
 	next := b.reg.Clone()
-	lun, err := b.newLUN(ctx, &next, req)
+	lun, err := b.newLUN(ctx, &next, req, space)
 	if err != nil {
 		return LUN{}, err
 	}
@@ -255,9 +334,9 @@ func (b *Box) CreateLUN(ctx context.Context, req LUNRequest) (LUN, error) {
 	return lun, nil
 }
 
-// newLUN validates req against the registry, space included, and adds the
-// new LUN to next.
-func (b *Box) newLUN(ctx context.Context, next *Registry, req LUNRequest) (LUN, error) {
+// newLUN validates req against the registry, space included (see
+// checkSpace for space), and adds the new LUN to next.
+func (b *Box) newLUN(ctx context.Context, next *Registry, req LUNRequest, space *capacityRead) (LUN, error) {
 	if err := ValidateName("LUN", req.Name); err != nil {
 		return LUN{}, err
 	}
@@ -270,7 +349,7 @@ func (b *Box) newLUN(ctx context.Context, next *Registry, req LUNRequest) (LUN, 
 	if req.Group != "" && next.FindGroup(req.Group) < 0 {
 		return LUN{}, fmt.Errorf("%w: initiator group %q does not exist: create it first (sand group create %s)", ErrNotFound, req.Group, req.Group)
 	}
-	if err := b.checkSpace(ctx, req.Size); err != nil {
+	if err := b.checkSpace(ctx, req.Size, space); err != nil {
 		return LUN{}, err
 	}
 	target := b.cfg.BaseIQN + ":" + req.Name
@@ -317,13 +396,46 @@ func (b *Box) uniqueSerial(reg *Registry) (string, error) {
 	}
 }
 
+// capacityRead is the pool's capacity as read before admin was taken, with
+// the count of pool changes from before the read.
+type capacityRead struct {
+	changes uint64
+	c       pool.Capacity
+	err     error
+}
+
+// readCapacity reads the pool's capacity without admin, for a change that
+// will need it: on LVM it is a listing (lvs), seconds under load, which
+// should not hold up the admin operations and role changes queued behind
+// this one. A box that does not serve reads nothing: it refuses the change
+// anyway, and its pool may not be readable.
+func (b *Box) readCapacity(ctx context.Context) *capacityRead {
+	if !b.active.Load() {
+		return nil
+	}
+	r := &capacityRead{changes: b.poolChanges.Load()}
+	r.c, r.err = b.pool.Capacity(ctx)
+	return r
+}
+
 // checkSpace refuses to provision more than the pool holds, unless the
 // config allows thin overcommit (then only a LUN larger than the whole pool
-// is refused).
-func (b *Box) checkSpace(ctx context.Context, more int64) error {
-	c, err := b.pool.Capacity(ctx)
-	if err != nil {
-		return err
+// is refused). admin is held. It uses the capacity read before (pre) when no
+// change of the pool returned since that read began: every change runs
+// under admin, so the read is still current; otherwise it reads the pool
+// again now.
+func (b *Box) checkSpace(ctx context.Context, more int64, pre *capacityRead) error {
+	var c pool.Capacity
+	if pre != nil && pre.changes == b.poolChanges.Load() {
+		if pre.err != nil {
+			return pre.err
+		}
+		c = pre.c
+	} else {
+		var err error
+		if c, err = b.pool.Capacity(ctx); err != nil {
+			return err
+		}
 	}
 	free := c.Size - c.Provisioned
 	if b.cfg.Pool.Overcommit {
@@ -347,8 +459,12 @@ type LUNUpdate struct {
 
 // UpdateLUN grows a LUN and/or changes its group.
 func (b *Box) UpdateLUN(ctx context.Context, name string, u LUNUpdate) (LUN, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
+	var space *capacityRead
+	if l, err := b.LUN(name); err == nil && u.Size != nil && *u.Size > l.Size && l.Path == "" {
+		space = b.readCapacity(ctx) // a grow: its space is checked
+	}
+	b.admin.Lock()
+	defer b.admin.Unlock()
 	if err := b.writable(); err != nil {
 		return LUN{}, err
 	}
@@ -370,7 +486,7 @@ func (b *Box) UpdateLUN(ctx context.Context, name string, u LUNUpdate) (LUN, err
 			return LUN{}, fmt.Errorf("%w: LUN %s was imported with backing store %s, which sand does not own: grow that volume yourself", ErrInvalid, name, lun.Path)
 		case *u.Size > lun.Size:
 			grow = *u.Size - lun.Size
-			if err := b.checkSpace(ctx, grow); err != nil {
+			if err := b.checkSpace(ctx, grow, space); err != nil {
 				return LUN{}, err
 			}
 			lun.Size = *u.Size
@@ -399,8 +515,8 @@ func (b *Box) UpdateLUN(ctx context.Context, name string, u LUNUpdate) (LUN, err
 
 // DeleteLUN stops exporting a LUN and deletes its volume.
 func (b *Box) DeleteLUN(ctx context.Context, name string) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
+	b.admin.Lock()
+	defer b.admin.Unlock()
 	if err := b.writable(); err != nil {
 		return err
 	}
@@ -468,8 +584,8 @@ func (b *Box) Groups() []InitiatorGroup {
 
 // CreateGroup adds an initiator group.
 func (b *Box) CreateGroup(ctx context.Context, g InitiatorGroup) (InitiatorGroup, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
+	b.admin.Lock()
+	defer b.admin.Unlock()
 	if err := b.writable(); err != nil {
 		return InitiatorGroup{}, err
 	}
@@ -502,8 +618,8 @@ type GroupUpdate struct {
 // UpdateGroup adds or removes initiators and sets CHAP; the targets of the
 // group's LUNs follow at once.
 func (b *Box) UpdateGroup(ctx context.Context, name string, u GroupUpdate) (InitiatorGroup, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
+	b.admin.Lock()
+	defer b.admin.Unlock()
 	if err := b.writable(); err != nil {
 		return InitiatorGroup{}, err
 	}
@@ -557,8 +673,8 @@ func nilIfEmpty(c *iscsi.CHAP) *iscsi.CHAP {
 
 // DeleteGroup removes an initiator group no LUN uses.
 func (b *Box) DeleteGroup(ctx context.Context, name string) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
+	b.admin.Lock()
+	defer b.admin.Unlock()
 	if err := b.writable(); err != nil {
 		return err
 	}
@@ -584,7 +700,7 @@ func (b *Box) DeleteGroup(ctx context.Context, name string) error {
 func (b *Box) TargetConfig() ([]byte, error) {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	tg, err := b.targetGroup(b.reg)
+	tg, err := b.targetGroup(b.reg, b.missing)
 	if err != nil {
 		return nil, err
 	}

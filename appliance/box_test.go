@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/sand-appliance/sand/appliance/pool"
 	"github.com/sand-appliance/sand/appliance/pool/file"
 	"github.com/sand-appliance/sand/iscsi"
 )
@@ -23,9 +24,14 @@ type fakeDriver struct {
 	applied  iscsi.TargetGroup
 	applies  int
 	failNext error
+	// beforeApply, if set, runs at the start of each Apply.
+	beforeApply func()
 }
 
 func (d *fakeDriver) Apply(ctx context.Context, tg iscsi.TargetGroup) error {
+	if d.beforeApply != nil {
+		d.beforeApply()
+	}
 	if err := d.failNext; err != nil {
 		d.failNext = nil
 		return err
@@ -47,6 +53,13 @@ type testBox struct {
 
 func newTestBox(t *testing.T) testBox {
 	t.Helper()
+	return newTestBoxOn(t, nil)
+}
+
+// newTestBoxOn starts a box whose pool is the test's file pool as wrap
+// returns it (nil: the file pool itself).
+func newTestBoxOn(t *testing.T, wrap func(*file.Pool) pool.Pool) testBox {
+	t.Helper()
 	dir := t.TempDir()
 	cfg := DefaultConfig()
 	cfg.Portal = "127.0.0.1"
@@ -61,7 +74,11 @@ func newTestBox(t *testing.T) testBox {
 		t.Fatal(err)
 	}
 	d := &fakeDriver{}
-	b := NewBox(cfg, p, d, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	var bp pool.Pool = p
+	if wrap != nil {
+		bp = wrap(p)
+	}
+	b := NewBox(cfg, bp, d, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err := b.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -22,9 +22,13 @@ func (b *Box) Import(ctx context.Context, data []byte, group string, dryRun bool
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
+	b.admin.Lock()
+	defer b.admin.Unlock()
+	// Read under mu: a dry run is allowed on a box that does not serve,
+	// where Refresh may replace the registry meanwhile.
+	b.mu.RLock()
 	next := b.reg.Clone()
+	b.mu.RUnlock()
 	var g *InitiatorGroup
 	if group != "" {
 		i := next.FindGroup(group)

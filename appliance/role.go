@@ -12,9 +12,10 @@ import (
 // (the secondary of a pair): changes go to the primary, through the VIP.
 var ErrNotServing = errors.New("this box is not serving")
 
-// writable reports whether the box may change the registry; b.mu is held.
+// writable reports whether the box may change the registry; admin is
+// held, so the answer holds until it is released.
 func (b *Box) writable() error {
-	if !b.active {
+	if !b.active.Load() {
 		return fmt.Errorf("%w: %s is the secondary; send changes to the primary (the VIP)", ErrNotServing, b.cfg.Name)
 	}
 	return nil
@@ -24,17 +25,24 @@ func (b *Box) writable() error {
 // from the storage that just became readable here), repairs what a crash
 // interrupted, writes ietd.conf and applies the target.
 func (b *Box) Activate(ctx context.Context) error {
+	b.admin.Lock()
+	defer b.admin.Unlock()
 	reg, err := b.store.Load()
 	if err != nil {
 		return fmt.Errorf("activate box: %w", err)
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.reg = reg
-	if err := b.reconcile(ctx); err != nil {
+	missing, problems, err := b.reconcile(ctx, reg)
+	if err != nil {
 		return err
 	}
-	b.active = true
+	// The registry and the role change together: a Refresh between them
+	// would put back the registry it read before.
+	b.mu.Lock()
+	b.setRegistry(reg)
+	b.missing, b.problems = missing, problems
+	b.active.Store(true)
+	b.mu.Unlock()
+	b.poolChanges.Add(1) // what this box's pool shows may have changed while it did not serve
 	b.record(events.ServingStarted, "%s serves %d LUNs (registry generation %d)", b.cfg.Name, len(reg.LUNs), reg.Generation)
 	return nil
 }
@@ -42,9 +50,12 @@ func (b *Box) Activate(ctx context.Context) error {
 // Deactivate stops serving: every target is removed and its backing stores
 // released, and the registry becomes read-only here.
 func (b *Box) Deactivate(ctx context.Context) error {
+	b.admin.Lock()
+	defer b.admin.Unlock()
 	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.active = false
+	b.active.Store(false)
+	b.mu.Unlock()
+	b.poolChanges.Add(1)
 	if err := b.driver.Stop(ctx); err != nil {
 		return fmt.Errorf("deactivate box: stop target: %w", err)
 	}
@@ -52,15 +63,14 @@ func (b *Box) Deactivate(ctx context.Context) error {
 	return nil
 }
 
-// Active reports whether this box is serving.
-func (b *Box) Active() bool {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	return b.active
-}
+// Active reports whether this box is serving. It takes no lock: the
+// failover loop asks every round.
+func (b *Box) Active() bool { return b.active.Load() }
 
 // Refresh reloads the registry for display on a box that is not serving
-// (the shared or last-known copy); it never writes.
+// (the shared or last-known copy); it never writes. It takes mu only, never
+// admin: a secondary's failover loop calls it every round, and must not
+// wait behind an admin operation.
 func (b *Box) Refresh() error {
 	reg, err := b.store.Load()
 	if err != nil {
@@ -68,25 +78,22 @@ func (b *Box) Refresh() error {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if !b.active {
-		b.reg = reg
+	if !b.active.Load() {
+		b.setRegistry(reg)
 	}
 	return nil
 }
 
-// Generation is the registry generation this box knows.
-func (b *Box) Generation() uint64 {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	return b.reg.Generation
-}
+// Generation is the registry generation this box knows. It takes no lock:
+// the failover loop asks every round.
+func (b *Box) Generation() uint64 { return b.generation.Load() }
 
-// role names what the box does now; b.mu is held.
+// role names what the box does now.
 func (b *Box) role() string {
 	switch {
 	case !b.cfg.Paired():
 		return "standalone"
-	case b.active:
+	case b.active.Load():
 		return "primary"
 	}
 	return "secondary"
