@@ -239,8 +239,9 @@ const (
 	OutdateRefused = "primary" // the peer is primary: it will not outdate itself
 )
 
-// OnQuery answers queries from other members; set it before Start. It
-// runs on the membership's goroutine, so it must be quick.
+// QueryHandler answers queries from other members; set it before Start.
+// Each query is answered on a goroutine of its own, within the asker's
+// timeout (serf drops a late answer).
 type QueryHandler func(name string, payload []byte) []byte
 
 // SetQueryHandler installs the handler for incoming queries.
@@ -341,6 +342,8 @@ type Membership struct {
 	onQuery QueryHandler
 	once    sync.Once
 	loop    sync.WaitGroup
+	// answering counts the queries being answered; Shutdown waits for them.
+	answering sync.WaitGroup
 }
 
 type sinceEntry struct {
@@ -448,6 +451,7 @@ func (m *Membership) Shutdown() error {
 		}
 		close(m.stopped)
 		m.loop.Wait()
+		m.answering.Wait()
 		close(m.events)
 	})
 	return err
@@ -536,7 +540,14 @@ func (m *Membership) run() {
 				continue
 			}
 			if q, ok := ev.(*serf.Query); ok {
-				m.answer(q)
+				// Answered on a goroutine of its own: a handler may run a
+				// command (drbdadm outdate), and this loop delivers the
+				// membership events the failover decides on.
+				m.answering.Add(1)
+				go func() {
+					defer m.answering.Done()
+					m.answer(q)
+				}()
 				continue
 			}
 			me, ok := ev.(serf.MemberEvent)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sand-appliance/sand/appliance"
 	"github.com/sand-appliance/sand/ui/client"
 )
 
@@ -43,11 +44,11 @@ func (e *env) client(f *apiFlags) (*client.Client, error) {
 	}
 	token := firstNonEmpty(f.token, e.v.GetString("api_token"))
 	if f.tokenFile != "" {
-		if token, err = readSecretFile(f.tokenFile); err != nil {
+		if token, err = appliance.ReadSecretFile(f.tokenFile); err != nil {
 			return nil, fmt.Errorf("read API token: %w", err)
 		}
 	} else if token == "" {
-		if token, err = apiToken(cfg); err != nil {
+		if token, err = cfg.Token(); err != nil {
 			return nil, fmt.Errorf("read API token: %w", err)
 		}
 	}

@@ -68,13 +68,13 @@ func groupCmd(e *env) *cobra.Command {
 				if user == "" || secretFile == "" {
 					return fmt.Errorf("give --user and --secret-file (secrets stay out of the shell history), or --off")
 				}
-				secret, err := readSecretFile(secretFile)
+				secret, err := appliance.ReadSecretFile(secretFile)
 				if err != nil {
 					return fmt.Errorf("read CHAP secret: %w", err)
 				}
 				u.CHAP = &iscsi.CHAP{User: user, Secret: secret}
 				if mutualUser != "" {
-					ms, err := readSecretFile(mutualSecretFile)
+					ms, err := appliance.ReadSecretFile(mutualSecretFile)
 					if err != nil {
 						return fmt.Errorf("read mutual CHAP secret: %w", err)
 					}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"github.com/sand-appliance/sand/drbd"
 )
 
 // exitError ends sand with a given exit code: DRBD reads its handlers'
@@ -15,18 +17,6 @@ type exitError struct {
 
 func (e *exitError) Error() string { return e.msg }
 
-// DRBD 8.4's fence-peer exit codes. "Unreachable" is deliberately not 5:
-// for DRBD, 5 means "peer unreachable, assumed dead": it marks the peer
-// Outdated and resumes I/O, which would let an isolated primary acknowledge
-// writes the promoted peer never sees. Any code DRBD does not know leaves
-// I/O frozen (drbd_nl.c, conn_try_outdate_peer).
-var fenceExit = map[string]int{
-	fenceOutdated:    4, // peer's disk is Outdated
-	fenceUnreachable: 1, // neither outdated nor confirmed gone: I/O stays frozen
-	fenceRefused:     6, // peer is primary and refused
-	fenceDead:        7, // peer fenced off the cluster (gone, quorum agrees)
-}
-
 // handlerCmds are the commands DRBD runs as handlers of the pair's
 // resource. They talk to the local daemon, which knows the membership.
 func handlerCmds(e *env) []*cobra.Command {
@@ -37,19 +27,16 @@ func handlerCmds(e *env) []*cobra.Command {
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			outcome := drbd.FenceUnreachable
 			c, err := e.client(f)
-			if err != nil {
-				return &exitError{code: 1, msg: err.Error()}
+			if err == nil {
+				outcome, err = c.FencePeer(cmd.Context())
 			}
-			outcome, err := c.FencePeer(cmd.Context())
 			if err != nil {
-				return &exitError{code: 1, msg: fmt.Sprintf("fence peer: %v", err)}
+				return &exitError{code: outcome.ExitCode(), msg: fmt.Sprintf("fence peer: %v", err)}
 			}
 			fmt.Fprintf(e.stdout, "fence-peer: %s\n", outcome)
-			if code, ok := fenceExit[outcome]; ok && code != 0 {
-				return &exitError{code: code, msg: "fence-peer: " + outcome}
-			}
-			return &exitError{code: 1, msg: "fence-peer: unknown outcome " + outcome}
+			return &exitError{code: outcome.ExitCode(), msg: "fence-peer: " + outcome.String()}
 		},
 	}
 	addAPIFlags(fence, f)

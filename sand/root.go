@@ -7,7 +7,6 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -40,7 +39,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetArgs(args)
 	root.PersistentFlags().StringVar(&e.configFile, "config", defaultConfigFile, "node configuration file")
 	root.PersistentFlags().StringVar(&e.logLevel, "log-level", "info", "log level: debug, info, warn, error")
-	root.AddCommand(serveCmd(e), lunCmd(e), groupCmd(e), statusCmd(e), targetCmd(e), importCmd(e), witnessCmd(e), labCmd(e))
+	root.AddCommand(serveCmd(e), lunCmd(e), groupCmd(e), statusCmd(e), targetCmd(e), importCmd(e), witnessCmd(e))
 	root.AddCommand(pairCmds(e)...)
 	root.AddCommand(handlerCmds(e)...)
 	if err := root.ExecuteContext(ctx); err != nil {
@@ -69,6 +68,7 @@ func configKeys() map[string]any {
 	return map[string]any{
 		"name": d.Name, "listen": d.Listen, "portal": d.Portal, "base_iqn": d.BaseIQN,
 		"state_dir": d.StateDir, "api_token": d.APIToken, "api_token_file": d.APITokenFile,
+		"monitor_token": d.MonitorToken, "monitor_token_file": d.MonitorTokenFile,
 		"admin_password_hash": d.AdminPasswordHash, "admin_password_file": d.AdminPasswordFile, "secure_cookies": d.SecureCookies,
 		"pool.kind": d.Pool.Kind, "pool.dir": d.Pool.Dir, "pool.size": d.Pool.Size,
 		"pool.vg": d.Pool.VG, "pool.thin_pool": d.Pool.ThinPool, "pool.overcommit": d.Pool.Overcommit,
@@ -111,28 +111,6 @@ func (e *env) loadConfig(flags map[string]*pflag.Flag) (appliance.Config, error)
 		return appliance.Config{}, fmt.Errorf("config %s: %w", e.configFile, err)
 	}
 	return cfg, nil
-}
-
-// readSecretFile reads a token or password file, trimming the newline an
-// editor leaves.
-func readSecretFile(path string) (string, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("read %s: %w", path, err)
-	}
-	s := strings.TrimSpace(string(data))
-	if s == "" {
-		return "", fmt.Errorf("%s is empty", path)
-	}
-	return s, nil
-}
-
-// apiToken is the configured token, from the file when one is named.
-func apiToken(cfg appliance.Config) (string, error) {
-	if cfg.APITokenFile != "" {
-		return readSecretFile(cfg.APITokenFile)
-	}
-	return cfg.APIToken, nil
 }
 
 // flagMap names flags by the config key they set.

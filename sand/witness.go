@@ -5,10 +5,10 @@ import (
 	"net"
 	"os"
 	"strconv"
-	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/sand-appliance/sand/appliance"
 	"github.com/sand-appliance/sand/failover"
 )
 
@@ -41,11 +41,11 @@ func witnessCmd(e *env) *cobra.Command {
 			if keyFile == "" {
 				return fmt.Errorf("--key-file is required: the gossip key (base64 of %d bytes) shared with the boxes", failover.KeySize)
 			}
-			raw, err := os.ReadFile(keyFile)
+			raw, err := appliance.ReadSecretFile(keyFile)
 			if err != nil {
 				return fmt.Errorf("read gossip key: %w", err)
 			}
-			key, err := failover.ParseKey(string(raw))
+			key, err := failover.ParseKey(raw)
 			if err != nil {
 				return fmt.Errorf("gossip key %s: %w", keyFile, err)
 			}
@@ -53,39 +53,7 @@ func witnessCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			m := failover.NewMembership(conf, log, nil)
-			if err := m.Start(failover.Tags{Witness: true}); err != nil {
-				return err
-			}
-			defer func() {
-				if err := m.Shutdown(); err != nil {
-					log.Error("shut down witness", "err", err)
-				}
-			}()
-			if len(join) > 0 {
-				// The boxes may come later: they join us. Not fatal.
-				if n, err := m.Join(join); err != nil {
-					log.Warn("join failed; waiting for the boxes to join this witness", "peers", strings.Join(join, ","), "err", err)
-				} else {
-					log.Info("joined", "contacted", n)
-				}
-			}
-			log.Info("witness running", "name", name, "addr", m.Addr())
-			for {
-				select {
-				case <-cmd.Context().Done():
-					log.Info("leaving the cluster")
-					if err := m.Leave(); err != nil {
-						log.Warn("leave", "err", err)
-					}
-					return nil
-				case ev, ok := <-m.Events():
-					if !ok {
-						return nil
-					}
-					log.Info("member", "event", ev.Kind, "member", ev.Member.Name, "status", ev.Member.Status.String())
-				}
-			}
+			return failover.RunWitness(cmd.Context(), failover.NewMembership(conf, log, nil), join, log.With("name", name))
 		},
 	}
 	cmd.Flags().StringVar(&name, "name", "", "serf node name of this witness (default: host name)")

@@ -28,6 +28,7 @@ import (
 
 	"github.com/sand-appliance/sand/appliance"
 	"github.com/sand-appliance/sand/appliance/pool"
+	"github.com/sand-appliance/sand/drbd"
 	"github.com/sand-appliance/sand/iscsi"
 )
 
@@ -693,13 +694,13 @@ func (a *api) doPairAction(ctx context.Context, action, box string) error {
 // Fencer is implemented by a pair on DRBD storage; DRBD's handlers (sand
 // fence-peer, sand split-brain) reach it through these routes.
 type Fencer interface {
-	FencePeer(ctx context.Context) (string, error)
+	FencePeer(ctx context.Context) (drbd.FenceOutcome, error)
 	SplitBrain(ctx context.Context) error
 }
 
 // FenceAnswer is the body answering POST /pair/fence-peer.
 type FenceAnswer struct {
-	Outcome string `json:"outcome"`
+	Outcome drbd.FenceOutcome `json:"outcome"`
 }
 
 func (a *api) fencer(c *gin.Context) (Fencer, bool) {

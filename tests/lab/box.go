@@ -179,7 +179,7 @@ func (b *Box) Start(ctx context.Context) error {
 	}
 	cmd := exec.Command("ip", b.qemuArgs()...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	// Not in our process group: a Ctrl-C at the terminal reaches sand lab
+	// Not in our process group: a Ctrl-C at the terminal reaches sand-lab
 	// up, which takes the lab down in order.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {

@@ -63,7 +63,7 @@ func (l *Lab) makeBootDisk(ctx context.Context, b *Box) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	conf := "# node settings of " + b.Name + ", written by the sand lab\n" + strings.Join(b.Settings(), "\n") + "\n"
+	conf := "# node settings of " + b.Name + ", written by sand-lab\n" + strings.Join(b.Settings(), "\n") + "\n"
 	if err := os.WriteFile(filepath.Join(dir, "node.conf"), []byte(conf), 0o600); err != nil {
 		return err
 	}

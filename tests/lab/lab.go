@@ -1,8 +1,8 @@
 // Package lab runs sand's VM lab: two appliance boxes (san1, san2) booted
 // from the image mkimage.sh builds, under QEMU with TCG, wired to two
 // bridges inside a network namespace of their own, plus a client namespace
-// with the initiator tools. The VM test tier (tests/vm) and `sand lab`
-// drive it.
+// with the initiator tools. The VM test tier (tests/vm) and the sand-lab
+// program (cmd/sand-lab) drive it.
 //
 // The picture, all inside namespaces this package makes (no route leads
 // out of them):
@@ -66,7 +66,7 @@ const (
 	APIPort     = 7480
 )
 
-// DefaultName is the lab `sand lab` runs.
+// DefaultName is the lab sand-lab runs.
 const DefaultName = "sandlab"
 
 // Options configure a lab.
@@ -290,7 +290,7 @@ func Up(ctx context.Context, o Options) (l *Lab, err error) {
 		return nil, err
 	}
 	if _, err := os.Stat(filepath.Join(o.Dir, stateFile)); err == nil {
-		return nil, fmt.Errorf("lab %s already has state in %s: take it down first (sand lab down --name %s)", o.Name, o.Dir, o.Name)
+		return nil, fmt.Errorf("lab %s already has state in %s: take it down first (sand-lab down --name %s)", o.Name, o.Dir, o.Name)
 	}
 	if nsExists(o.Name) || nsExists(o.Name+"-client") {
 		return nil, fmt.Errorf("network namespace %s or %s-client exists but lab %s has no state in %s: remove it (ip netns del) or pick another lab name", o.Name, o.Name, o.Name, o.Dir)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sand-appliance/sand/appliance"
+	"github.com/sand-appliance/sand/drbd"
 	"github.com/sand-appliance/sand/events"
 	"github.com/sand-appliance/sand/iscsi"
 	"github.com/sand-appliance/sand/ui"
@@ -190,10 +191,13 @@ func (c *Client) PairAction(ctx context.Context, action, box string) (ui.PairVie
 }
 
 // FencePeer asks the local daemon to fence the peer (DRBD's fence-peer
-// handler).
-func (c *Client) FencePeer(ctx context.Context) (string, error) {
+// handler). An answer it cannot read is an error: I/O stays frozen.
+func (c *Client) FencePeer(ctx context.Context) (drbd.FenceOutcome, error) {
 	var a ui.FenceAnswer
-	return a.Outcome, c.doJSON(ctx, http.MethodPost, "/api/v1/pair/fence-peer", nil, &a)
+	if err := c.doJSON(ctx, http.MethodPost, "/api/v1/pair/fence-peer", nil, &a); err != nil {
+		return drbd.FenceUnreachable, err
+	}
+	return a.Outcome, nil
 }
 
 // SplitBrain reports DRBD's split brain to the local daemon.

@@ -19,7 +19,7 @@ import (
 	"github.com/sand-appliance/sand/tests/lab"
 )
 
-// labFlags are the flags every lab command shares.
+// labFlags are the flags every command shares.
 type labFlags struct {
 	name, repo, dir string
 }
@@ -45,20 +45,7 @@ func (f *labFlags) stateDir() (string, error) {
 	return filepath.Join(repo, "out", "lab", f.name), nil
 }
 
-func labCmd(e *env) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "lab",
-		Short: "Run the VM lab: two appliance boxes under QEMU in a private network namespace",
-		Long: "The lab boots two sand appliances (san1, san2) from the image mkimage.sh builds, under QEMU (TCG),\n" +
-			"on a front network (portal, VIP, UI/API, client; 10.99.0.0/24) and a replication network\n" +
-			"(DRBD; 10.98.0.0/24), both inside the network namespace NAME, with a client namespace\n" +
-			"NAME-client holding the initiator tools. Needs root and " + lab.HostPackages + ".",
-	}
-	cmd.AddCommand(labUpCmd(e), labDownCmd(e), labStatusCmd(e))
-	return cmd
-}
-
-func labUpCmd(e *env) *cobra.Command {
+func upCmd(e *env) *cobra.Command {
 	f := &labFlags{}
 	var image, boot, pair, diskSize, token string
 	var memory int
@@ -67,7 +54,7 @@ func labUpCmd(e *env) *cobra.Command {
 		Use:   "up",
 		Short: "Build the image if needed, boot san1 and san2, wait for their APIs, then keep the lab running",
 		Long: "Boots the lab and stays in the foreground as the parent of the QEMUs. Ctrl-C (or SIGTERM)\n" +
-			"takes the lab down; so does `sand lab down` from another shell.",
+			"takes the lab down; so does `sand-lab down` from another shell.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -97,7 +84,7 @@ func labUpCmd(e *env) *cobra.Command {
 			}
 			fmt.Fprintf(e.stdout, "lab %s is up after %.1f s\n", l.Name, time.Since(start).Seconds())
 			printLab(ctx, e.stdout, l)
-			fmt.Fprintf(e.stdout, "\nCtrl-C here or `sand lab down --name %s` from another shell takes it down.\n", l.Name)
+			fmt.Fprintf(e.stdout, "\nCtrl-C here or `sand-lab down --name %s` from another shell takes it down.\n", l.Name)
 			return l.Supervise(ctx)
 		},
 	}
@@ -112,7 +99,7 @@ func labUpCmd(e *env) *cobra.Command {
 	return cmd
 }
 
-func labDownCmd(e *env) *cobra.Command {
+func downCmd(e *env) *cobra.Command {
 	f := &labFlags{}
 	cmd := &cobra.Command{
 		Use:   "down",
@@ -138,7 +125,7 @@ func labDownCmd(e *env) *cobra.Command {
 	return cmd
 }
 
-// boxStatus is one box as `sand lab status` reports it.
+// boxStatus is one box as `sand-lab status` reports it.
 type boxStatus struct {
 	Name     string            `json:"name"`
 	PID      int               `json:"pid"`
@@ -153,7 +140,7 @@ type boxStatus struct {
 	ClientNS string            `json:"client_namespace"`
 }
 
-func labStatusCmd(e *env) *cobra.Command {
+func statusCmd(e *env) *cobra.Command {
 	f := &labFlags{}
 	var output string
 	cmd := &cobra.Command{
@@ -263,10 +250,6 @@ func printLab(ctx context.Context, w io.Writer, l *lab.Lab) {
 	}
 	tw.Flush()
 	first := l.Box(l.Names()[0])
-	self, err := os.Executable()
-	if err != nil {
-		self = "sand"
-	}
 	portal := first.FrontIP()
 	if l.Pair != "" {
 		portal = lab.VIP().String()
@@ -277,7 +260,20 @@ func printLab(ctx context.Context, w io.Writer, l *lab.Lab) {
 	fmt.Fprintf(w, "API token: %s\n", l.Token)
 	fmt.Fprintf(w, "web UI: %s (user admin, the token as first password; from the namespaces only)\n", first.UIURL())
 	fmt.Fprintf(w, "client namespace %s (%s, initiator tools), e.g.:\n", l.ClientNS, lab.ClientIP())
-	fmt.Fprintf(w, "  ip netns exec %s %s status --api %s --token %s\n", l.ClientNS, self, first.APIURL(), l.Token)
+	fmt.Fprintf(w, "  ip netns exec %s %s status --api %s --token %s\n", l.ClientNS, applianceBinary(), first.APIURL(), l.Token)
 	fmt.Fprintf(w, "  ip netns exec %s iscsi-ls -s -i iqn.2026-11.org.example:lab-client iscsi://%s/\n", l.ClientNS, portal)
 	fmt.Fprintf(w, "lab namespace %s (%s on the front bridge; bridges front and repl, taps, QEMUs)\n", l.NS, lab.FrontHost())
+}
+
+// applianceBinary names the sand binary for the example command: bin/sand
+// beside bin/sand-lab when make built both, else sand from PATH.
+func applianceBinary() string {
+	self, err := os.Executable()
+	if err == nil {
+		bin := filepath.Join(filepath.Dir(self), "sand")
+		if fi, err := os.Stat(bin); err == nil && fi.Mode().IsRegular() {
+			return bin
+		}
+	}
+	return "sand"
 }
