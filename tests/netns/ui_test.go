@@ -6,10 +6,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -17,9 +20,13 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/gin-gonic/gin"
 
 	"github.com/sand-appliance/sand/appliance"
+	"github.com/sand-appliance/sand/appliance/pool/file"
+	"github.com/sand-appliance/sand/iscsi"
 	"github.com/sand-appliance/sand/tests/netlab"
+	"github.com/sand-appliance/sand/ui"
 )
 
 // screenshotDir is where TestWebUI leaves its screenshots, relative to this
@@ -496,3 +503,269 @@ func (b *browser) checkConsole() {
 		b.t.Logf("all console messages:\n%s", strings.Join(b.console, "\n"))
 	}
 }
+
+// TestUISecurity runs a real sand serve (real tgtd, bcrypt at its real
+// cost) and checks what issue 15 asks of the API: a CHAP account a real
+// initiator logs in with, a hostile CHAP user refused; no CHAP secret in
+// any GET answer of the API or the UI (routes listed from the router); 200
+// wrong logins from 40 addresses at once mostly refused at once with 429
+// while /healthz keeps answering and the admin, from another host, logs
+// in; a password change ends the admin's other session.
+func TestUISecurity(t *testing.T) {
+	netlab.Require(t, append(slices.Clone(netlab.Tools), "curl")...)
+	lab := netlab.New(t, "10.218.0")
+	srv := lab.AddHost("san1", 11)
+	admin := lab.AddHost("admin", 100)
+	attacker := lab.AddHost("attacker", 101)
+	bin := netlab.BuildSand(t)
+	box := netlab.NewSandBox(t, srv, bin)
+	const password = "security test password"
+	dir := t.TempDir()
+	writeFile := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	appendConfig(t, box.Config, "admin_password_file: "+writeFile("first-admin-password", password+"\n")+"\n")
+	box.Start(admin)
+	portal := srv.IP + ":3260"
+	base := "http://" + srv.IP + ":7480"
+	tokenData, err := os.ReadFile(box.TokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := strings.TrimSpace(string(tokenData))
+
+	// CHAP, set through the CLI; a real initiator logs in with it.
+	const user, secret, mutualSecret = "xen-cluster.1", "chap-Secret-0001", "mutual-Secret-02"
+	box.MustCLI(admin, "group", "create", "xen", dom0)
+	box.MustCLI(admin, "group", "chap", "xen", "--user", user, "--secret-file", writeFile("chap", secret+"\n"),
+		"--mutual-user", "san", "--mutual-secret-file", writeFile("mutual", mutualSecret+"\n"))
+	box.MustCLI(admin, "lun", "create", "vm01", "--size", "16M", "--group", "xen")
+	l := box.LUN(admin, "vm01")
+	dom := netlab.Initiator{T: t, Host: admin, IQN: dom0}
+	withCHAP := func(s string) string {
+		return fmt.Sprintf("iscsi://%s%%%s@%s/%s/%d", user, s, portal, l.Target, l.Number)
+	}
+	if out, err := dom.Run("iscsi-readcapacity16", "-i", dom0, withCHAP(secret)); err != nil || !strings.Contains(out, "Total size:16777216") {
+		t.Errorf("the initiator with the CHAP secret: %v %s", err, out)
+	}
+	if out, err := dom.Run("iscsi-readcapacity16", "-i", dom0, withCHAP("wrong-Secret-001")); err == nil {
+		t.Errorf("the initiator logged in with a wrong CHAP secret: %s", out)
+	}
+	// A hostile CHAP user is refused, saying why, and changes nothing.
+	before := box.MustCLI(admin, "group", "show", "xen", "-o", "json")
+	out, err := box.CLI(admin, "group", "chap", "xen", "--user", "x;touch${IFS}/tmp/pwned", "--secret-file", writeFile("chap2", "0123456789abcd\n"))
+	if err == nil || !strings.Contains(out, "may hold only letters, digits and . - _ : @") {
+		t.Errorf("hostile CHAP user: %v %s", err, out)
+	}
+	if after := box.MustCLI(admin, "group", "show", "xen", "-o", "json"); after != before {
+		t.Errorf("a refused CHAP user changed the group:\n%s\n%s", before, after)
+	}
+
+	// Every GET route, with the API token and with a browser's session.
+	jar := filepath.Join(dir, "jar")
+	if code := curlLogin(t, admin, base, jar, password); code != "303" {
+		t.Fatalf("login with curl: %s", code)
+	}
+	reads := 0
+	for _, path := range getRoutes(t) {
+		reads++
+		for _, who := range [][]string{{"-H", "Authorization: Bearer " + token}, {"-b", jar}} {
+			body, err := admin.Run(context.Background(), "curl", append([]string{"-sS", "--max-time", "20", base + path}, who...)...)
+			if err != nil {
+				t.Errorf("GET %s: %v", path, err)
+			}
+			for _, s := range []string{secret, mutualSecret} {
+				if strings.Contains(body, s) {
+					t.Errorf("GET %s (%s) shows a CHAP secret:\n%s", path, who[0], body)
+				}
+			}
+		}
+	}
+	if reads < 15 {
+		t.Errorf("only %d GET routes", reads)
+	}
+
+	// 200 wrong logins at once from 40 addresses, bcrypt at its real cost.
+	const addrs, attempts = 40, 200
+	for i := range addrs {
+		attacker.MustRun(context.Background(), "ip", "addr", "add", fmt.Sprintf("10.218.0.%d/24", 150+i), "dev", "eth0")
+	}
+	page, err := attacker.Run(context.Background(), "curl", "-sS", "-c", filepath.Join(dir, "attacker-jar"), base+"/ui/login")
+	m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(page)
+	if err != nil || m == nil {
+		t.Fatalf("login page for the attacker: %v %s", err, page)
+	}
+	// One curl runs every attempt at once (a process each would measure
+	// process starts, not sand).
+	args := []string{"--no-progress-meter", "--parallel", "--parallel-immediate", "--parallel-max", strconv.Itoa(attempts)}
+	for i := range attempts {
+		if i > 0 {
+			args = append(args, "--next")
+		}
+		args = append(args, "-sS", "--max-time", "30", "-o", "/dev/null", "-w", "%{http_code} %{time_total}\n",
+			"--interface", fmt.Sprintf("10.218.0.%d", 150+i%addrs), "-b", "sand_login="+m[1],
+			"-d", "csrf="+m[1]+"&user=admin&password=guess", base+"/ui/login")
+	}
+	var stormOut string
+	stormDone := make(chan struct{})
+	go func() {
+		defer close(stormDone)
+		stormOut, _ = attacker.Run(context.Background(), "curl", args...)
+	}()
+	// Meanwhile /healthz answers, and the admin logs in from its own host.
+	var slowest time.Duration
+	polls := 0
+	health := make(chan struct{})
+	go func() {
+		defer close(health)
+		for {
+			select {
+			case <-stormDone:
+				return
+			default:
+			}
+			out, err := admin.Run(context.Background(), "curl", "-sS", "--max-time", "10", "-o", "/dev/null", "-w", "%{time_total}", base+"/healthz")
+			if secs, perr := strconv.ParseFloat(strings.TrimSpace(out), 64); err == nil && perr == nil {
+				slowest = max(slowest, time.Duration(secs*float64(time.Second)))
+				polls++
+			}
+		}
+	}()
+	adminJar := filepath.Join(dir, "admin-jar")
+	var seen []string
+	loggedIn := time.Now()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(time.Second) {
+		if seen = append(seen, curlLogin(t, admin, base, adminJar, password)); seen[len(seen)-1] == "303" {
+			break
+		}
+	}
+	if seen[len(seen)-1] != "303" {
+		t.Errorf("the admin's login during the storm: %v", seen)
+	}
+	t.Logf("the admin logged in after %v (answers %v)", time.Since(loggedIn).Round(time.Millisecond), seen)
+	<-stormDone
+	<-health
+	refused, checked := 0, 0
+	var slowestRefusal time.Duration
+	lines := regexp.MustCompile(`(?m)^\d{3} [0-9.]+$`).FindAllString(stormOut, -1)
+	if len(lines) != attempts {
+		t.Fatalf("the storm's curl printed %d results, want %d:\n%s", len(lines), attempts, stormOut)
+	}
+	for _, line := range lines {
+		var code int
+		var secs float64
+		if _, err := fmt.Sscanf(line, "%d %g", &code, &secs); err != nil {
+			t.Fatalf("storm result %q: %v", line, err)
+		}
+		switch code {
+		case 429:
+			refused++
+			slowestRefusal = max(slowestRefusal, time.Duration(secs*float64(time.Second)))
+		case 200:
+			checked++
+		default:
+			t.Errorf("storm attempt answered %d", code)
+		}
+	}
+	t.Logf("storm: %d refused (the slowest in %v), %d passwords checked; /healthz polled %d times, slowest %v",
+		refused, slowestRefusal.Round(time.Millisecond), checked, polls, slowest.Round(time.Millisecond))
+	if slowestRefusal > 1500*time.Millisecond {
+		t.Errorf("a refusal took %v", slowestRefusal)
+	}
+	if refused < attempts/2 {
+		t.Errorf("only %d of %d wrong logins refused at once", refused, attempts)
+	}
+	if slowest > 2*time.Second {
+		t.Errorf("/healthz took %v during the storm", slowest)
+	}
+
+	// A password change from one session ends the other (jar's, from
+	// before the storm).
+	acct, err := admin.Run(context.Background(), "curl", "-sS", "-b", adminJar, base+"/ui/account")
+	m = regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(acct)
+	if err != nil || m == nil {
+		t.Fatalf("account page: %v %s", err, acct)
+	}
+	out, err = admin.Run(context.Background(), "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-b", adminJar,
+		"-d", "csrf="+m[1]+"&current="+strings.ReplaceAll(password, " ", "+")+"&new=another+admin+password&confirm=another+admin+password",
+		base+"/ui/account/password")
+	if err != nil || strings.TrimSpace(out) != "303" {
+		t.Fatalf("password change: %v %s", err, out)
+	}
+	status := func(jar string) string {
+		out, _ := admin.Run(context.Background(), "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-b", jar, base+"/ui/luns")
+		return strings.TrimSpace(out)
+	}
+	if got := status(jar); got != "303" {
+		t.Errorf("the other session after the password change: %s, want a redirect to the login page", got)
+	}
+	if got := status(adminJar); got != "200" {
+		t.Errorf("the session that changed the password: %s", got)
+	}
+}
+
+// curlLogin logs in through the login form with curl, keeping cookies in
+// jar, and returns the form's HTTP status (303 on success).
+func curlLogin(t *testing.T, in *netlab.Host, base, jar, password string) string {
+	t.Helper()
+	page, err := in.Run(context.Background(), "curl", "-sS", "--max-time", "20", "-c", jar, "-b", jar, base+"/ui/login")
+	m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(page)
+	if err != nil || m == nil {
+		t.Fatalf("login page: %v %s", err, page)
+	}
+	out, err := in.Run(context.Background(), "curl", "-sS", "--max-time", "20", "-c", jar, "-b", jar, "-o", "/dev/null", "-w", "%{http_code}",
+		"-d", "csrf="+m[1]+"&user=admin&password="+strings.ReplaceAll(password, " ", "+"), base+"/ui/login")
+	if err != nil {
+		t.Fatalf("login: %v", err)
+	}
+	return strings.TrimSpace(out)
+}
+
+// getRoutes lists the GET routes of sand's router (an engine built in
+// the test over a throwaway box), with the parameters filled for the
+// test's LUN vm01 and group xen.
+func getRoutes(t *testing.T) []string {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := appliance.DefaultConfig()
+	cfg.Portal, cfg.StateDir = "10.0.0.50", filepath.Join(dir, "state")
+	cfg.Pool = appliance.PoolConfig{Kind: "file", Dir: filepath.Join(dir, "pool")}
+	p, err := file.New(cfg.Pool.Dir, 1<<30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	box := appliance.NewBox(cfg, p, noTarget{}, log)
+	if err := box.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	h, err := ui.New(box, ui.Options{Token: "routes-only", Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	for _, r := range h.(*gin.Engine).Routes() {
+		if r.Method != "GET" {
+			continue
+		}
+		path := r.Path
+		if strings.HasPrefix(path, "/api/v1/initiator-groups/") || strings.HasPrefix(path, "/ui/groups/") {
+			path = strings.ReplaceAll(path, ":name", "xen")
+		}
+		path = strings.ReplaceAll(path, ":name", "vm01")
+		paths = append(paths, strings.ReplaceAll(path, "*file", "style.css"))
+	}
+	return paths
+}
+
+// noTarget stands in for the target of the router-only box.
+type noTarget struct{}
+
+func (noTarget) Apply(context.Context, iscsi.TargetGroup) error    { return nil }
+func (noTarget) Sessions(context.Context) ([]iscsi.Session, error) { return nil, nil }
+func (noTarget) Stop(context.Context) error                        { return nil }
+func (noTarget) FirstLUN() int                                     { return 0 }
