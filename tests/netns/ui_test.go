@@ -507,7 +507,8 @@ func (b *browser) checkConsole() {
 // TestUISecurity runs a real sand serve (real tgtd, bcrypt at its real
 // cost) and checks what issue 15 asks of the API: a CHAP account a real
 // initiator logs in with, a hostile CHAP user refused; no CHAP secret in
-// any GET answer of the API or the UI (routes listed from the router); 200
+// any GET answer of the API or the UI (routes listed from the router); a
+// monitoring token that reads /metrics and changes nothing; 200
 // wrong logins from 40 addresses at once mostly refused at once with 429
 // while /healthz keeps answering and the admin, from another host, logs
 // in; a password change ends the admin's other session.
@@ -528,7 +529,9 @@ func TestUISecurity(t *testing.T) {
 		}
 		return p
 	}
-	appendConfig(t, box.Config, "admin_password_file: "+writeFile("first-admin-password", password+"\n")+"\n")
+	const monitor = "monitor-token-0123456789"
+	appendConfig(t, box.Config, "admin_password_file: "+writeFile("first-admin-password", password+"\n")+"\n"+
+		"monitor_token_file: "+writeFile("monitor-token", monitor+"\n")+"\n")
 	box.Start(admin)
 	portal := srv.IP + ":3260"
 	base := "http://" + srv.IP + ":7480"
@@ -565,7 +568,8 @@ func TestUISecurity(t *testing.T) {
 		t.Errorf("a refused CHAP user changed the group:\n%s\n%s", before, after)
 	}
 
-	// Every GET route, with the API token and with a browser's session.
+	// Every GET route, with the API token, the monitoring token and a
+	// browser's session.
 	jar := filepath.Join(dir, "jar")
 	if code := curlLogin(t, admin, base, jar, password); code != "303" {
 		t.Fatalf("login with curl: %s", code)
@@ -573,7 +577,7 @@ func TestUISecurity(t *testing.T) {
 	reads := 0
 	for _, path := range getRoutes(t) {
 		reads++
-		for _, who := range [][]string{{"-H", "Authorization: Bearer " + token}, {"-b", jar}} {
+		for _, who := range [][]string{{"-H", "Authorization: Bearer " + token}, {"-H", "Authorization: Bearer " + monitor}, {"-b", jar}} {
 			body, err := admin.Run(context.Background(), "curl", append([]string{"-sS", "--max-time", "20", base + path}, who...)...)
 			if err != nil {
 				t.Errorf("GET %s: %v", path, err)
@@ -587,6 +591,27 @@ func TestUISecurity(t *testing.T) {
 	}
 	if reads < 15 {
 		t.Errorf("only %d GET routes", reads)
+	}
+	// The monitoring token reads /metrics and changes nothing.
+	asMonitor := func(args ...string) string {
+		out, err := admin.Run(context.Background(), "curl", append([]string{"-sS", "--max-time", "20", "-o", "/dev/null", "-w", "%{http_code}",
+			"-H", "Authorization: Bearer " + monitor}, args...)...)
+		if err != nil {
+			t.Errorf("curl %v: %v", args, err)
+		}
+		return strings.TrimSpace(out)
+	}
+	if code := asMonitor(base + "/metrics"); code != "200" {
+		t.Errorf("GET /metrics with the monitoring token: %s", code)
+	}
+	if code := asMonitor("-X", "DELETE", base+"/api/v1/luns/vm01"); code != "403" {
+		t.Errorf("DELETE a LUN with the monitoring token: %s", code)
+	}
+	if code := asMonitor("-d", `{"name":"vm02","size":"1M"}`, base+"/api/v1/luns"); code != "403" {
+		t.Errorf("create a LUN with the monitoring token: %s", code)
+	}
+	if luns := listLUNs(t, box, admin); len(luns) != 1 {
+		t.Errorf("LUNs after the monitoring token's tries: %d", len(luns))
 	}
 
 	// 200 wrong logins at once from 40 addresses, bcrypt at its real cost.
