@@ -92,8 +92,8 @@ func groupCmd(e *env) *cobra.Command {
 			return e.print(f, g, func(w *tabwriter.Writer) { showGroup(w, g) })
 		},
 	}
-	chap.Flags().StringVar(&user, "user", "", "CHAP user the initiators log in with")
-	chap.Flags().StringVar(&secretFile, "secret-file", "", "file holding the CHAP secret (12 to 16 characters)")
+	chap.Flags().StringVar(&user, "user", "", "CHAP user the initiators log in with (letters, digits and .-_:@)")
+	chap.Flags().StringVar(&secretFile, "secret-file", "", "file holding the CHAP secret (12 to 16 characters, no quote, backquote or backslash)")
 	chap.Flags().StringVar(&mutualUser, "mutual-user", "", "mutual CHAP user the target answers with")
 	chap.Flags().StringVar(&mutualSecretFile, "mutual-secret-file", "", "file holding the mutual CHAP secret")
 	chap.Flags().BoolVar(&off, "off", false, "turn CHAP off for the group")
@@ -110,9 +110,6 @@ func groupCmd(e *env) *cobra.Command {
 			groups, err := c.Groups(cmd.Context())
 			if err != nil {
 				return fmt.Errorf("list initiator groups: %w", err)
-			}
-			for i := range groups {
-				redact(&groups[i])
 			}
 			return e.print(f, groups, func(w *tabwriter.Writer) {
 				fmt.Fprintln(w, "NAME\tCHAP\tINITIATORS")
@@ -136,7 +133,6 @@ func groupCmd(e *env) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("show initiator group %s: %w", args[0], err)
 			}
-			redact(&g)
 			return e.print(f, g, func(w *tabwriter.Writer) { showGroup(w, g) })
 		},
 	}
@@ -160,16 +156,6 @@ func groupCmd(e *env) *cobra.Command {
 	}
 	cmd.AddCommand(create, add, remove, chap, list, show, del)
 	return cmd
-}
-
-// redact hides CHAP secrets from listings; the attach lines of a LUN still
-// carry them for the admin who asks for one LUN.
-func redact(g *appliance.InitiatorGroup) {
-	for _, c := range []*iscsi.CHAP{g.CHAP, g.MutualCHAP} {
-		if c != nil {
-			c.Secret = "********"
-		}
-	}
 }
 
 func chapMode(g appliance.InitiatorGroup) string {

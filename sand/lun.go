@@ -159,7 +159,9 @@ func showLUN(w *tabwriter.Writer, l ui.LUNView) {
 	for _, line := range l.Attach.Iscsiadm {
 		fmt.Fprintf(w, "  %s\n", line)
 	}
-	fmt.Fprintf(w, "xen domain config:\n  %s\n", l.Attach.XenDisk)
+	if l.Attach.XenDisk != "" {
+		fmt.Fprintf(w, "xen domain config:\n  %s\n", l.Attach.XenDisk)
+	}
 	if l.Attach.Note != "" {
 		fmt.Fprintf(w, "note: %s\n", l.Attach.Note)
 	}

@@ -1,5 +1,6 @@
 // Command sand is the appliance's one binary: the daemon (sand serve), the
-// admin CLI over the REST API, and the lab and test helpers.
+// admin CLI over the REST API, the witness and DRBD's handlers. It is
+// wiring only: the code lives in the packages it calls.
 package main
 
 import (
