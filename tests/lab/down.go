@@ -45,6 +45,13 @@ func (l *Lab) Down(ctx context.Context) error {
 		}
 		l.log.Info("box stopped", "box", s.Name, "pid", s.PID)
 	}
+	if l.State.Dom0 != nil {
+		if err := l.Dom0().Kill(); err != nil {
+			errs = append(errs, err)
+		} else {
+			l.log.Info("dom0 stopped")
+		}
+	}
 	if err := l.removeNetwork(ctx); err != nil {
 		errs = append(errs, err)
 	}

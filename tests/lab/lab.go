@@ -105,6 +105,14 @@ type Options struct {
 	// busy 2-core machine is slow).
 	BootTimeout time.Duration
 	Logger      *slog.Logger
+	// Dom0 adds a Xen dom0 on the front network (see Dom0), with Dom0IQN
+	// as its initiator name (default the constant Dom0IQN).
+	Dom0    bool
+	Dom0IQN string
+	// BoxAgent boots the boxes with the lab's hook: the lab agent beside
+	// sand, for benchmarks that set something up by hand on a box (see
+	// hook.go). The product image never has it.
+	BoxAgent bool
 }
 
 // ImagePolicy says when Up builds the appliance image.
@@ -150,6 +158,11 @@ type State struct {
 	Memory     int        `json:"memory_mib"`
 	Created    time.Time  `json:"created"`
 	Boxes      []BoxState `json:"boxes"`
+	// Dom0 is the lab's Xen dom0, if it has one.
+	Dom0 *Dom0State `json:"dom0,omitempty"`
+	// BoxAgent: the boxes boot with the lab's hook (Initrd is the hooked
+	// copy in the lab directory).
+	BoxAgent bool `json:"box_agent,omitempty"`
 }
 
 // BoxState is one box of the lab.
@@ -183,6 +196,7 @@ type Lab struct {
 
 	mu    sync.Mutex
 	boxes map[string]*Box
+	dom0  *Dom0
 	procs []*Proc
 }
 
@@ -240,6 +254,9 @@ func (o *Options) defaults() error {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Dom0 && o.Dom0IQN == "" {
+		o.Dom0IQN = Dom0IQN
 	}
 	return nil
 }
@@ -299,6 +316,12 @@ func Up(ctx context.Context, o Options) (l *Lab, err error) {
 	if err != nil {
 		return nil, err
 	}
+	var dimg dom0Image
+	if o.Dom0 {
+		if dimg, err = ensureDom0Image(ctx, o); err != nil {
+			return nil, err
+		}
+	}
 	var firmware, diskImg string
 	if o.Boot == BootDisk {
 		if firmware, err = ensureFirmware(ctx, o.Logger); err != nil {
@@ -342,6 +365,9 @@ func Up(ctx context.Context, o Options) (l *Lab, err error) {
 			l.Boxes[i].FirmwareVars = filepath.Join(dir, "vars.fd")
 		}
 	}
+	if o.Dom0 {
+		l.State.Dom0 = newDom0State(o.Dir, dimg, o.Dom0IQN)
+	}
 	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create lab directory: %w", err)
 	}
@@ -354,6 +380,11 @@ func Up(ctx context.Context, o Options) (l *Lab, err error) {
 	}()
 	if err := l.save(); err != nil {
 		return l, err
+	}
+	if o.BoxAgent {
+		if err := l.setupHook(ctx, o.Repo); err != nil {
+			return l, err
+		}
 	}
 	if err := l.makeNetwork(ctx); err != nil {
 		return l, err
@@ -379,13 +410,25 @@ func Up(ctx context.Context, o Options) (l *Lab, err error) {
 			return l, err
 		}
 	}
-	errs := make([]error, len(l.Boxes))
+	if d := l.Dom0(); d != nil {
+		if err := d.Start(ctx); err != nil {
+			return l, err
+		}
+	}
+	errs := make([]error, len(l.Boxes)+1)
 	var wg sync.WaitGroup
 	for i, b := range l.Boxes {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			_, errs[i] = l.Box(b.Name).WaitReady(ctx, o.BootTimeout)
+		}()
+	}
+	if d := l.Dom0(); d != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[len(l.Boxes)] = d.WaitReady(ctx, o.BootTimeout)
 		}()
 	}
 	wg.Wait()

@@ -97,6 +97,11 @@ func (l *Lab) makeNetwork(ctx context.Context) error {
 				[]string{"-n", ns, "link", "set", tb[0], "master", tb[1], "up"})
 		}
 	}
+	if d := l.State.Dom0; d != nil {
+		steps = append(steps,
+			[]string{"-n", ns, "tuntap", "add", "dev", d.FrontTap, "mode", "tap"},
+			[]string{"-n", ns, "link", "set", d.FrontTap, "master", "front", "up"})
+	}
 	for _, s := range steps {
 		if err := l.ip(ctx, s...); err != nil {
 			return fmt.Errorf("make the lab network: %w", err)
@@ -322,6 +327,9 @@ func (l *Lab) leftovers() []string {
 		if b.PID != 0 && ourQEMU(l.Name, b) {
 			left = append(left, fmt.Sprintf("QEMU of %s (pid %d)", b.Name, b.PID))
 		}
+	}
+	if d := l.State.Dom0; d != nil && d.PID != 0 && ourQEMU(l.Name, d.asBox()) {
+		left = append(left, fmt.Sprintf("QEMU of the dom0 (pid %d)", d.PID))
 	}
 	// Taps and bridges live only in the lab namespace; make sure none
 	// escaped to the host's.

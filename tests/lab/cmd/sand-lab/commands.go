@@ -50,6 +50,7 @@ func upCmd(e *env) *cobra.Command {
 	var image, boot, pair, diskSize, token string
 	var memory int
 	var bootTimeout time.Duration
+	var dom0 bool
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Build the image if needed, boot san1 and san2, wait for their APIs, then keep the lab running",
@@ -70,7 +71,7 @@ func upCmd(e *env) *cobra.Command {
 			}
 			o := lab.Options{
 				Name: f.name, Repo: f.repo, Dir: dir, Image: lab.ImagePolicy(image), Boot: lab.BootMode(boot), Pair: pair, MemoryMiB: memory,
-				DiskSize: size, Token: token, BootTimeout: bootTimeout, Logger: e.logger(),
+				DiskSize: size, Token: token, BootTimeout: bootTimeout, Logger: e.logger(), Dom0: dom0,
 			}
 			switch o.Image {
 			case lab.ImageAuto, lab.ImageKeep, lab.ImageRebuild:
@@ -96,6 +97,7 @@ func upCmd(e *env) *cobra.Command {
 	cmd.Flags().StringVar(&diskSize, "disk-size", "1G", "size of each box's sparse data disk")
 	cmd.Flags().StringVar(&token, "token", "", "API token of the boxes (default: random, kept in the lab state)")
 	cmd.Flags().DurationVar(&bootTimeout, "boot-timeout", 5*time.Minute, "how long to wait for each box's API")
+	cmd.Flags().BoolVar(&dom0, "dom0", false, "also boot a Xen dom0 (Xen 4.17, open-iscsi, block-iscsi, a PV domU image) on the front network, built by tests/lab/xen/mkdom0.sh")
 	return cmd
 }
 
@@ -263,6 +265,15 @@ func printLab(ctx context.Context, w io.Writer, l *lab.Lab) {
 	fmt.Fprintf(w, "  ip netns exec %s %s status --api %s --token %s\n", l.ClientNS, applianceBinary(), first.APIURL(), l.Token)
 	fmt.Fprintf(w, "  ip netns exec %s iscsi-ls -s -i iqn.2026-11.org.example:lab-client iscsi://%s/\n", l.ClientNS, portal)
 	fmt.Fprintf(w, "lab namespace %s (%s on the front bridge; bridges front and repl, taps, QEMUs)\n", l.NS, lab.FrontHost())
+	if d := l.Dom0(); d != nil {
+		state := "stopped"
+		if pid := d.PID(); pid != 0 {
+			state = fmt.Sprintf("pid %d", pid)
+		}
+		fmt.Fprintf(w, "dom0 (Xen 4.17, QEMU %s): %s, initiator %s, console %s\n", state, d.FrontIP(), d.IQN(), d.ConsolePath())
+		fmt.Fprintf(w, "  its agent runs commands by argv: POST http://%s:7999/v1/run {\"argv\": [\"xl\", \"list\"]} with the API token as bearer token\n", d.FrontIP())
+		fmt.Fprintf(w, "  the domU image: %s/vmlinux.gz and initrd.img (xl create with the disk line of sand lun show)\n", lab.Dom0DomU)
+	}
 }
 
 // applianceBinary names the sand binary for the example command: bin/sand
