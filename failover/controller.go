@@ -35,25 +35,6 @@ type LinkBreaker interface {
 	Reconnect(ctx context.Context) error
 }
 
-// RejoinGrace is added to the settle time for a peer failure that this box
-// saw while it had no quorum itself: gossip about the peer's return can
-// arrive over a second after the witness's.
-const RejoinGrace = 2 * time.Second
-
-// QuorumGrace is how long a primary waits, once it lost quorum, before it
-// demotes; it must stay well below Policy.Settle.
-const QuorumGrace = 500 * time.Millisecond
-
-// RetryBackoff is the wait before promotion try n+1 after n failed in a
-// row: 500 ms doubling up to 10 s.
-func RetryBackoff(failures int) time.Duration {
-	d := 500 * time.Millisecond
-	for i := 1; i < failures && d < 10*time.Second; i++ {
-		d *= 2
-	}
-	return min(d, 10*time.Second)
-}
-
 // Recorder takes events for the box's events log (and the journal).
 type Recorder func(kind, format string, args ...any)
 
@@ -67,11 +48,21 @@ const (
 	// EventReplication is a change of DRBD's state as this box sees it:
 	// the replication link, either disk, either role.
 	EventReplication = "replication"
+	// EventPeerLost: serf decided the peer failed, or it left;
+	// EventPeerJoined: it is up again after that.
+	EventPeerLost   = "peer-lost"
+	EventPeerJoined = "peer-joined"
+	// EventResyncStarted and EventResyncFinished bracket a DRBD resync:
+	// the link became SyncSource or SyncTarget; it is Connected again
+	// with both disks UpToDate.
+	EventResyncStarted  = "resync-started"
+	EventResyncFinished = "resync-finished"
 )
 
 // Controller runs the decision loop of one storage box: it reads the local
-// storage and the membership, decides, runs the resource group, and
-// advertises the outcome in its serf tags.
+// storage and the membership into a Snapshot, asks its Decider, runs the
+// resource group, reports the outcome to the Decider, and advertises the
+// result in its serf tags.
 type Controller struct {
 	Name        string
 	PeerName    string
@@ -96,18 +87,14 @@ type Controller struct {
 	primary bool // the resource group is started
 	last    Decision
 	lastIn  Input
-	// failures counts promotions failed in a row; retryAt holds the next
-	// try back, so a step that keeps failing (a damaged pool, say) does
-	// not spin the box's CPU and starve its gossip. Only the loop's
-	// goroutine touches them.
-	failures int
-	retryAt  time.Time
-	// quorumLost is when this box last lost quorum (zero while it holds it).
-	quorumLost time.Time
-	// quorumSince is when this box last gained quorum (zero without it).
-	quorumSince time.Time
 	// promotions counts the promotions since sand started.
 	promotions uint64
+
+	// The loop's own, touched by its goroutine only:
+	// decider holds the decision's memory (grace periods, back-off).
+	decider Decider
+	// resyncing: a resync was recorded as started, not yet as finished.
+	resyncing bool
 	// advertised are the tags last published, so unchanged tags are not
 	// gossiped again every tick.
 	advertised *Tags
@@ -211,18 +198,28 @@ func (c *Controller) Run(ctx context.Context) error {
 	if tick <= 0 {
 		tick = 100 * time.Millisecond
 	}
+	events := c.Members.Events()
 	t := time.NewTimer(tick)
 	defer t.Stop()
 	for {
-		c.step(ctx)
-		t.Reset(c.nextStep(tick))
+		d := c.step(ctx)
+		wait := tick
+		if d.Next > 0 {
+			wait = min(wait, d.Next)
+		}
+		t.Reset(wait)
 		select {
 		case <-ctx.Done():
 			return c.shutdown()
 		case <-t.C:
-		case e, ok := <-c.Members.Events():
+		case e, ok := <-events:
 			switch {
 			case !ok:
+				// The membership shut down: no more events (a closed
+				// channel would be ready at once, for ever). The tick
+				// goes on.
+				events = nil
+				c.Log.Warn("membership events closed: deciding at the tick only")
 			case e.Kind == EventIntent:
 				if e.Member.Name == c.Name {
 					c.SetIntent(e.Intent)
@@ -232,28 +229,6 @@ func (c *Controller) Run(ctx context.Context) error {
 			}
 		}
 	}
-}
-
-// HandOverTick is how often the loop decides while the peer hands over:
-// its demotion ends with DRBD showing it Secondary, which no membership
-// event announces, and every millisecond until this box notices is part
-// of the initiators' pause. A secondary's step reads /proc/drbd and the
-// registry file, nothing more.
-const HandOverTick = 20 * time.Millisecond
-
-// nextStep is the wait before the next step: HandOverTick while a
-// secondary waits for its primary peer to finish handing over, tick
-// otherwise (a peer left in standby for hours costs nothing extra).
-func (c *Controller) nextStep(tick time.Duration) time.Duration {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	in := c.lastIn
-	waiting := !c.primary && in.Local.Role != drbd.RolePrimary && in.Peer.Intent.handingOver() &&
-		(in.Peer.Role == drbd.RolePrimary || in.Local.PeerRole == drbd.RolePrimary)
-	if waiting {
-		return min(tick, HandOverTick)
-	}
-	return tick
 }
 
 func (c *Controller) shutdown() error {
@@ -268,134 +243,156 @@ func (c *Controller) shutdown() error {
 	if _, err := c.Group.Stop(ctx); err != nil {
 		return fmt.Errorf("stop the resource group on shutdown: %w", err)
 	}
-	c.setPrimary(false)
+	c.mu.Lock()
+	c.primary = false
+	c.mu.Unlock()
 	return nil
 }
 
-func (c *Controller) setPrimary(p bool) {
-	c.mu.Lock()
-	c.primary = p
-	c.mu.Unlock()
-}
-
-// step is one round: read, decide, act, advertise.
-func (c *Controller) step(ctx context.Context) {
+// step is one round: read a snapshot, ask the decider, act, report the
+// outcome to the decider, advertise. It returns the decision it acted on
+// (the zero Decision when the storage could not be read).
+func (c *Controller) step(ctx context.Context) Decision {
 	peer, witness := c.Members.View(c.PeerName, c.WitnessName)
 	local, err := c.Storage.State(ctx, peer)
 	if err != nil {
 		c.Log.Error("read local storage state", "err", err)
-		return
+		return Decision{}
 	}
 	local.Name = c.Name
 	// Storage may know a newer generation than the box can read (a DRBD
 	// secondary cannot mount the metadata volume but holds its data).
 	local.Generation = max(local.Generation, c.Generation())
-	c.mu.Lock()
-	intent := c.intent
-	before := c.lastIn
-	c.mu.Unlock()
-	// The kernel's own DRBD lines stay off the console (loglevel=3); the
-	// events log says when the link dropped and when a resync ended.
-	if was, is := viewOf(before.Local), viewOf(local); !before.Now.IsZero() && was != is {
-		c.Record(EventReplication, "DRBD %s -> %s", was, is)
-	}
-	in := Input{Now: c.Now(), Local: local, Peer: peer, Witness: witness, Intent: intent, Policy: c.Policy}
+	now := c.Now()
+	var ping Ping
 	if c.Ping != nil {
-		in.Ping = c.Ping(in.Now)
+		ping = c.Ping(now)
 	}
-	// A box that was cut off saw the peer fail while it had no quorum; when
-	// it gets quorum back (the witness first, say), that old failure must
-	// not count as settled, or it would promote beside a live primary
-	// whose "alive" has not reached it yet (seen in the netns tier: 1.26 s
-	// after the witness's). The peer's failure counts from RejoinGrace
-	// after this box regained quorum.
 	c.mu.Lock()
-	if !HasQuorum(in) {
-		c.quorumSince = time.Time{}
-	} else if c.quorumSince.IsZero() {
-		c.quorumSince = in.Now
+	s := Snapshot{
+		Input:   Input{Now: now, Local: local, Peer: peer, Witness: witness, Ping: ping, Intent: c.intent, Policy: c.Policy},
+		Running: c.primary,
 	}
-	if !c.quorumSince.IsZero() && in.Peer.Since.Before(c.quorumSince) {
-		in.Peer.Since = c.quorumSince.Add(RejoinGrace)
-	}
+	before, last := c.lastIn, c.last
 	c.mu.Unlock()
-	d := Decide(in)
-	// A primary demotes for lost quorum only once the loss has lasted
-	// QuorumGrace: a box that comes back gossips the deaths it saw while
-	// cut off, and the witness it reported dead refutes that within a few
-	// hundred ms (seen in the netns tier). The peer promotes only after
-	// Policy.Settle (1.4 s), so the isolated primary still lets go first.
-	now := in.Now
-	c.mu.Lock()
-	if d.Quorum {
-		c.quorumLost = time.Time{}
-	} else if c.quorumLost.IsZero() {
-		c.quorumLost = now
+
+	// The kernel's own DRBD lines stay off the console (loglevel=3); the
+	// events log says when the link dropped, the peer went or came back,
+	// and a resync began or ended.
+	var notes []change
+	notes, c.resyncing = changes(before, s.Input, c.resyncing)
+	for _, n := range notes {
+		c.Record(n.kind, "%s", n.text)
 	}
-	lost := c.quorumLost
+
+	d := c.decider.Step(s)
+	c.mu.Lock()
+	c.last, c.lastIn = d, s.Input
 	c.mu.Unlock()
-	if d.Action == Demote && !d.Quorum && now.Sub(lost) < QuorumGrace {
-		d = Decision{Action: Stay, Quorum: false, Reason: fmt.Sprintf("quorum lost %s ago, confirming for %s before demoting: %s", now.Sub(lost).Round(time.Millisecond), QuorumGrace, d.Reason)}
-	}
-	c.mu.Lock()
 	level := slog.LevelDebug
-	if d.Action != c.last.Action || d.Quorum != c.last.Quorum {
+	if d.Action != last.Action || d.Quorum != last.Quorum {
 		level = slog.LevelInfo
 	}
-	c.last, c.lastIn = d, in
-	c.mu.Unlock()
-	c.Log.Log(ctx, level, "decision", "action", d.Action, "reason", d.Reason, "quorum", d.Quorum)
-	// Adopt a primary role DRBD already has (sand restarted on the
-	// primary, or a bootstrap left it): the resource group's steps are
-	// idempotent, so starting it again only fills what is missing.
-	if d.Action == Stay && local.Role == drbd.RolePrimary && !c.Primary() {
-		d = Decision{Action: Promote, Reason: "DRBD is primary here but the resource group is not running: adopt it", Quorum: d.Quorum}
-	}
-	if d.Action == Promote && now.Before(c.retryAt) {
-		d = Decision{Action: Stay, Quorum: d.Quorum, Reason: fmt.Sprintf("%d promotions failed in a row, next try in %s: %s", c.failures, c.retryAt.Sub(now).Round(time.Millisecond), d.Reason)}
-	}
+	c.Log.Log(ctx, level, "decision", "action", d.Action, "rule", d.Rule, "reason", d.Reason, "quorum", d.Quorum)
+
+	var timings []StepTiming
+	var dropped LinkBreaker
 	switch d.Action {
 	case Promote:
 		c.Record(EventDecision, "%s", d.Reason)
-		timings, dropped, err := c.promote(ctx, d)
-		if err != nil {
-			c.failures++
-			c.retryAt = c.Now().Add(RetryBackoff(c.failures))
-			c.Record(EventStepFailed, "promotion failed and was rolled back: %v (%s); next try in %s", err, timingText(timings), RetryBackoff(c.failures))
-		} else {
-			c.failures, c.retryAt = 0, time.Time{}
-			c.setPrimary(true)
-			c.mu.Lock()
-			c.promotions++
-			c.mu.Unlock()
-			c.Record(EventPromoted, "%s is primary (%s)", c.Name, timingText(timings))
-		}
-		if dropped != nil {
-			c.listenAgain(ctx, dropped)
-		}
+		timings, dropped, err = c.promote(ctx, d)
 	case Demote:
 		c.Record(EventDecision, "%s", d.Reason)
-		timings, err := c.Group.Stop(ctx)
-		if err != nil {
-			// Part of the group is down: the box no longer serves in
-			// full. Not primary any more, the loop either demotes again
-			// or, if the decision turns to Stay (the peer is no longer
-			// ready), adopts the DRBD primary role and starts the group
-			// again, instead of claiming a role it does not serve.
-			c.setPrimary(false)
-			c.Record(EventStepFailed, "demotion stopped at a failed step: %v (%s)", err, timingText(timings))
-		} else {
-			c.setPrimary(false)
-			c.Record(EventDemoted, "%s is secondary (%s)", c.Name, timingText(timings))
-		}
+		// A demotion that fails stops part of the group: the box no
+		// longer serves in full, and is not primary any more either way.
+		// The loop then demotes again or, if the decision turns to Stay
+		// (the peer is no longer ready), adopts the DRBD primary role
+		// (A1) and starts the group again, instead of claiming a role it
+		// does not serve.
+		timings, err = c.Group.Stop(ctx)
+	}
+	if d.Action != Stay {
+		c.decider.Report(Outcome{Action: d.Action, At: c.Now(), Err: err})
+	}
+	c.mu.Lock()
+	switch {
+	case d.Action == Promote && err == nil:
+		c.primary = true
+		c.promotions++
+	case d.Action != Stay:
+		c.primary = false
+	}
+	if d.IntentDone && c.intent == s.Intent {
+		c.intent = IntentNone
+	}
+	tags := Tags{Role: drbd.RoleSecondary, Disk: local.Disk, Generation: local.Generation, Intent: c.intent}
+	if c.primary {
+		tags.Role = drbd.RolePrimary
+	}
+	c.mu.Unlock()
+
+	switch {
+	case d.Action == Promote && err != nil:
+		failures, _ := c.decider.backoff()
+		c.Record(EventStepFailed, "promotion failed and was rolled back: %v (%s); next try in %s", err, timingText(timings), RetryBackoff(failures))
+	case d.Action == Promote:
+		c.Record(EventPromoted, "%s is primary (%s)", c.Name, timingText(timings))
+	case d.Action == Demote && err != nil:
+		c.Record(EventStepFailed, "demotion stopped at a failed step: %v (%s)", err, timingText(timings))
+	case d.Action == Demote:
+		c.Record(EventDemoted, "%s is secondary (%s)", c.Name, timingText(timings))
+	}
+	if dropped != nil {
+		c.listenAgain(ctx, dropped)
 	}
 	if d.IntentDone {
-		c.mu.Lock()
-		c.intent = IntentNone
-		c.mu.Unlock()
 		c.Record(EventDecision, "%s", d.Reason)
 	}
-	c.advertise(ctx)
+	c.advertise(tags)
+	return d
+}
+
+// change is an event a step records from what changed since the last one.
+type change struct{ kind, text string }
+
+// changes lists what changed between two steps' inputs (was is the zero
+// Input before the first step): DRBD's state (a replication event), the
+// peer lost or back, a resync begun or ended. resyncing says whether a
+// resync was recorded as started and not yet as finished; changes returns
+// its new value.
+func changes(was, is Input, resyncing bool) ([]change, bool) {
+	var cs []change
+	first := was.Now.IsZero()
+	if w, i := viewOf(was.Local), viewOf(is.Local); !first && w != i {
+		cs = append(cs, change{EventReplication, fmt.Sprintf("DRBD %s -> %s", w, i)})
+	}
+	if w, i := was.Peer.Member, is.Peer.Member; !first {
+		switch {
+		case w.up() && i.gone():
+			cs = append(cs, change{EventPeerLost, fmt.Sprintf("peer %s %s", is.Peer.Name, i)})
+		case w.gone() && i.up():
+			cs = append(cs, change{EventPeerJoined, fmt.Sprintf("peer %s is %s again", is.Peer.Name, i)})
+		}
+	}
+	l := is.Local
+	switch {
+	case resyncs(l.Conn) && (first || !resyncs(was.Local.Conn)):
+		cs = append(cs, change{EventResyncStarted, fmt.Sprintf("DRBD resync started: %s, disks %s/%s", l.Conn, l.Disk, l.PeerDisk)})
+		resyncing = true
+	case resyncing && l.Conn == drbd.ConnConnected && l.Disk == drbd.DiskUpToDate && l.PeerDisk == drbd.DiskUpToDate:
+		cs = append(cs, change{EventResyncFinished, "DRBD resync finished: Connected, disks UpToDate/UpToDate"})
+		resyncing = false
+	}
+	return cs, resyncing
+}
+
+// resyncs: DRBD is resynchronising (or has paused doing so).
+func resyncs(c drbd.ConnState) bool {
+	switch c {
+	case drbd.ConnSyncSource, drbd.ConnSyncTarget, drbd.ConnPausedSyncS, drbd.ConnPausedSyncT:
+		return true
+	}
+	return false
 }
 
 // promote starts the resource group, first dropping a replication link
@@ -442,25 +439,17 @@ func HandingOver(ctx context.Context) bool {
 	return h
 }
 
-// advertise publishes this box's role, disk, generation and intent.
-func (c *Controller) advertise(ctx context.Context) {
-	c.mu.Lock()
-	t := Tags{Role: drbd.RoleSecondary, Disk: c.lastIn.Local.Disk, Generation: c.lastIn.Local.Generation, Intent: c.intent}
-	if c.primary {
-		t.Role = drbd.RolePrimary
-	}
-	same := c.advertised != nil && *c.advertised == t
-	c.mu.Unlock()
-	if same {
+// advertise publishes this box's role, disk, generation and intent,
+// unless they are the tags it published last.
+func (c *Controller) advertise(t Tags) {
+	if c.advertised != nil && *c.advertised == t {
 		return
 	}
 	if err := c.Members.SetTags(t); err != nil {
 		c.Log.Warn("advertise tags", "err", err)
 		return
 	}
-	c.mu.Lock()
 	c.advertised = &t
-	c.mu.Unlock()
 }
 
 func timingText(ts []StepTiming) string {

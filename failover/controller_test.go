@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
@@ -22,10 +23,11 @@ type fakeCluster struct {
 	peer    Peer
 	witness Witness
 	tags    []Tags
+	events  chan Event // nil: no events
 }
 
 func (f *fakeCluster) View(string, string) (Peer, Witness) { return f.peer, f.witness }
-func (f *fakeCluster) Events() <-chan Event                { return nil }
+func (f *fakeCluster) Events() <-chan Event                { return f.events }
 func (f *fakeCluster) SetTags(t Tags) error                { f.tags = append(f.tags, t); return nil }
 
 // fakeLink is DRBD as the controller sees it: a state the test sets, and
@@ -34,10 +36,18 @@ func (f *fakeCluster) SetTags(t Tags) error                { f.tags = append(f.t
 type fakeLink struct {
 	local   Local
 	journal *[]string
-	failOn  string
+	// reads counts the calls of State; onRead, if set, runs in each.
+	reads  int
+	onRead func(reads int)
 }
 
-func (f *fakeLink) State(context.Context, Peer) (Local, error) { return f.local, nil }
+func (f *fakeLink) State(context.Context, Peer) (Local, error) {
+	f.reads++
+	if f.onRead != nil {
+		f.onRead(f.reads)
+	}
+	return f.local, nil
+}
 func (f *fakeLink) ForceDisconnect(context.Context) error {
 	*f.journal = append(*f.journal, "disconnect --force")
 	f.local.Conn, f.local.PeerRole, f.local.PeerDisk = drbd.ConnStandAlone, drbd.RoleUnknown, drbd.DiskDUnknown
@@ -116,10 +126,10 @@ func newRig(t *testing.T, failStep string) *controllerRig {
 	return r
 }
 
-// at runs one controller step at t0+d.
-func (r *controllerRig) at(d time.Duration) {
+// at runs one controller step at t0+d and returns its decision.
+func (r *controllerRig) at(d time.Duration) Decision {
 	r.now = t0.Add(d)
-	r.c.step(context.Background())
+	return r.c.step(context.Background())
 }
 
 func TestControllerForcesDisconnectOnlyPastADeadPeer(t *testing.T) {
@@ -187,6 +197,150 @@ func TestControllerRecordsReplicationChanges(t *testing.T) {
 	}
 }
 
+// kinds are the events of the given kinds the rig recorded, in order.
+func (r *controllerRig) kinds(kinds ...string) []string {
+	var got []string
+	for _, e := range r.events {
+		for _, k := range kinds {
+			if strings.HasPrefix(e, k+": ") {
+				got = append(got, e)
+			}
+		}
+	}
+	return got
+}
+
+// The peer lost and back, and a resync begun and ended, are events of
+// their own, derived from serf's view and DRBD's.
+func TestControllerRecordsPeerAndResync(t *testing.T) {
+	r := newRig(t, "")
+	r.at(0)
+	// san1 dies: serf declares it failed, DRBD loses the link.
+	r.cluster.peer.Member, r.cluster.peer.Since = MemberFailed, t0.Add(100*time.Millisecond)
+	r.link.local.Conn, r.link.local.PeerRole, r.link.local.PeerDisk = drbd.ConnWFConnection, drbd.RoleUnknown, drbd.DiskDUnknown
+	r.at(100 * time.Millisecond)
+	r.at(200 * time.Millisecond)
+	// It is back before this box took over, and DRBD resyncs it.
+	r.cluster.peer.Member, r.cluster.peer.Since = MemberAlive, t0.Add(300*time.Millisecond)
+	r.link.local.Conn, r.link.local.PeerRole, r.link.local.PeerDisk = drbd.ConnSyncSource, drbd.RolePrimary, drbd.DiskInconsistent
+	r.at(300 * time.Millisecond)
+	r.link.local.Conn = drbd.ConnPausedSyncS // paused: the same resync
+	r.at(400 * time.Millisecond)
+	r.link.local.Conn = drbd.ConnSyncSource
+	r.at(500 * time.Millisecond)
+	r.link.local.Conn, r.link.local.PeerDisk = drbd.ConnConnected, drbd.DiskUpToDate
+	r.at(600 * time.Millisecond)
+	r.at(700 * time.Millisecond)
+	want := []string{
+		EventPeerLost + ": peer san1 failed",
+		EventPeerJoined + ": peer san1 is alive again",
+		EventResyncStarted + ": DRBD resync started: SyncSource, disks UpToDate/Inconsistent",
+		EventResyncFinished + ": DRBD resync finished: Connected, disks UpToDate/UpToDate",
+	}
+	if diff := cmp.Diff(want, r.kinds(EventPeerLost, EventPeerJoined, EventResyncStarted, EventResyncFinished)); diff != "" {
+		t.Errorf("events (-want +got):\n%s", diff)
+	}
+	if len(r.journal) != 0 {
+		t.Errorf("acted: %v", r.journal)
+	}
+}
+
+func TestChanges(t *testing.T) {
+	inSync := Local{Role: drbd.RoleSecondary, Disk: drbd.DiskUpToDate, Conn: drbd.ConnConnected, PeerRole: drbd.RolePrimary, PeerDisk: drbd.DiskUpToDate}
+	syncing := inSync
+	syncing.Conn, syncing.Disk = drbd.ConnSyncTarget, drbd.DiskInconsistent
+	cut := inSync
+	cut.Conn, cut.PeerRole, cut.PeerDisk = drbd.ConnWFConnection, drbd.RoleUnknown, drbd.DiskDUnknown
+	at := func(d time.Duration, l Local, m MemberStatus) Input {
+		return Input{Now: t0.Add(d), Local: l, Peer: Peer{Name: "san1", Member: m}}
+	}
+	tests := []struct {
+		name          string
+		was, is       Input
+		resyncing     bool
+		want          []string
+		wantResyncing bool
+	}{
+		{name: "first step, in sync", is: at(0, inSync, MemberAlive)},
+		{name: "first step, peer already gone: not a loss seen here", is: at(0, cut, MemberFailed)},
+		{
+			name: "first step in a resync: it started", is: at(0, syncing, MemberAlive),
+			want: []string{EventResyncStarted}, wantResyncing: true,
+		},
+		{name: "nothing changed", was: at(0, inSync, MemberAlive), is: at(time.Second, inSync, MemberAlive)},
+		{
+			name: "peer left", was: at(0, inSync, MemberLeaving), is: at(time.Second, cut, MemberLeft),
+			want: []string{EventReplication, EventPeerLost},
+		},
+		{name: "never seen, then alive: not a return", was: at(0, cut, MemberUnknown), is: at(time.Second, cut, MemberAlive)},
+		{
+			name: "cut mid-resync: not finished", was: at(0, syncing, MemberAlive), is: at(time.Second, cut, MemberAlive), resyncing: true,
+			want: []string{EventReplication}, wantResyncing: true,
+		},
+		{
+			name: "in sync after a cut resync: finished", was: at(0, cut, MemberAlive), is: at(time.Second, inSync, MemberAlive), resyncing: true,
+			want: []string{EventReplication, EventResyncFinished},
+		},
+		{
+			name: "connected, this disk still Inconsistent: not finished", was: at(0, syncing, MemberAlive), resyncing: true,
+			is:   at(time.Second, Local{Role: drbd.RoleSecondary, Disk: drbd.DiskInconsistent, Conn: drbd.ConnConnected, PeerRole: drbd.RolePrimary, PeerDisk: drbd.DiskUpToDate}, MemberAlive),
+			want: []string{EventReplication}, wantResyncing: true,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cs, resyncing := changes(tc.was, tc.is, tc.resyncing)
+			var got []string
+			for _, c := range cs {
+				got = append(got, c.kind)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" || resyncing != tc.wantResyncing {
+				t.Errorf("changes: kinds (-want +got):\n%s\nresyncing %v, want %v", diff, resyncing, tc.wantResyncing)
+			}
+		})
+	}
+}
+
+// A closed events channel (the membership shut down) is no more events:
+// the loop goes on at its tick instead of spinning on the closed channel.
+func TestControllerRunSurvivesClosedEvents(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, "")
+		r.c.Now, r.c.Tick = time.Now, 100*time.Millisecond
+		r.cluster.events = make(chan Event, 2)
+		r.cluster.events <- Event{Kind: EventIntent, Member: Member{Name: "san2"}, Intent: IntentStandby}
+		r.cluster.events <- Event{Kind: "member-update", Member: Member{Name: "san1", Status: MemberAlive}}
+		close(r.cluster.events)
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		// A loop that spins never lets the bubble's clock move: stop it
+		// after many more steps than a second of ticks takes.
+		r.link.onRead = func(n int) {
+			if n == 1000 {
+				cancel()
+			}
+		}
+		done := make(chan error, 1)
+		go func() { done <- r.c.Run(ctx) }()
+		time.Sleep(time.Second)
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		// One step at the start, one per event (two, and the close), one
+		// per tick.
+		if r.link.reads > 15 {
+			t.Errorf("%d steps in a second at a 100ms tick: the loop spins on the closed channel", r.link.reads)
+		}
+		if r.c.Intent() != IntentStandby {
+			t.Errorf("intent %s, want the event's standby", r.c.Intent())
+		}
+		if got := r.kinds(EventMembership); len(got) != 1 || got[0] != EventMembership+": member-update: san1 is alive" {
+			t.Errorf("membership events %q, want the one update", got)
+		}
+	})
+}
+
 func TestControllerNeverForcesWithoutQuorum(t *testing.T) {
 	r := newRig(t, "")
 	r.cluster.peer.Member, r.cluster.peer.Since = MemberFailed, t0
@@ -246,8 +400,8 @@ func TestControllerBacksOffFailedPromotions(t *testing.T) {
 	if !r.c.Primary() {
 		t.Fatal("no promotion once the step works again")
 	}
-	if r.c.failures != 0 {
-		t.Errorf("failures %d after a promotion", r.c.failures)
+	if n, _ := r.c.decider.backoff(); n != 0 {
+		t.Errorf("failures %d after a promotion", n)
 	}
 }
 
@@ -367,24 +521,20 @@ func TestControllerFailedDemotionServesAgain(t *testing.T) {
 // before the hand-over, once it took the role, and when the peer stays in
 // standby without this box taking over.
 func TestControllerWatchesAHandOverClosely(t *testing.T) {
-	const tick = 100 * time.Millisecond
 	r := newRig(t, "")
-	r.at(0)
-	if got := r.c.nextStep(tick); got != tick {
-		t.Errorf("no hand-over: next step in %v, want %v", got, tick)
+	if d := r.at(0); d.Next != 0 {
+		t.Errorf("no hand-over: next step in %v, want the tick", d.Next)
 	}
 	r.cluster.peer.Intent = IntentSwitchover
-	r.at(time.Second)
-	if got := r.c.nextStep(tick); got != HandOverTick {
-		t.Errorf("peer handing over, still primary: next step in %v, want %v", got, HandOverTick)
+	if d := r.at(time.Second); d.Next != HandOverTick {
+		t.Errorf("peer handing over, still primary: next step in %v, want %v", d.Next, HandOverTick)
 	}
 	r.link.local.PeerRole = drbd.RoleSecondary
-	r.at(time.Second + HandOverTick)
-	if !r.c.Primary() {
-		t.Fatalf("did not take over from a peer that demoted: %v", r.journal)
+	if d := r.at(time.Second + HandOverTick); d.Action != Promote || !r.c.Primary() {
+		t.Fatalf("did not take over from a peer that demoted: %v (%s)", r.journal, d.Reason)
 	}
-	if got := r.c.nextStep(tick); got != tick {
-		t.Errorf("primary after the hand-over: next step in %v, want %v", got, tick)
+	if d := r.at(time.Second + 2*HandOverTick); d.Next != 0 {
+		t.Errorf("primary after the hand-over: next step in %v, want the tick", d.Next)
 	}
 
 	// A peer in standby that demoted while this box cannot promote (its
@@ -392,11 +542,7 @@ func TestControllerWatchesAHandOverClosely(t *testing.T) {
 	r = newRig(t, "")
 	r.cluster.peer.Intent, r.cluster.peer.Role = IntentStandby, drbd.RoleSecondary
 	r.link.local.PeerRole, r.link.local.Disk = drbd.RoleSecondary, drbd.DiskInconsistent
-	r.at(0)
-	if r.c.Primary() {
-		t.Fatal("promoted an Inconsistent disk")
-	}
-	if got := r.c.nextStep(tick); got != tick {
-		t.Errorf("peer in standby, already secondary: next step in %v, want %v", got, tick)
+	if d := r.at(0); r.c.Primary() || d.Next != 0 {
+		t.Fatalf("peer in standby, already secondary, this disk Inconsistent: primary %v, next step in %v, want secondary at the tick", r.c.Primary(), d.Next)
 	}
 }

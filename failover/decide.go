@@ -170,7 +170,7 @@ func DefaultPolicy() Policy {
 
 // flapping: the peer is gone now, and it came back from an earlier
 // failure less than FlapWindow before this one.
-func (in Input) flapping() bool {
+func (in *Input) flapping() bool {
 	p := in.Peer
 	return p.Member.gone() && !p.Returned.IsZero() && p.Since.Sub(p.Returned) < in.Policy.FlapWindow
 }
@@ -213,6 +213,9 @@ func (a Action) String() string {
 // Decision is Decide's answer. Reason is one human line for the events log.
 type Decision struct {
 	Action Action
+	// Rule names the rule that decided, as the table in the package
+	// documentation names it (P1, S7f, Q1, ...).
+	Rule   string
 	Reason string
 	// Quorum is the quorum view the decision was taken with.
 	Quorum bool
@@ -229,14 +232,46 @@ type Decision struct {
 	// standby) and has demoted: it closed the pool a moment ago, so the
 	// promotion may skip checks that a crash calls for (see HandingOver).
 	HandOver bool
+	// Next is the longest the caller should wait before the next step
+	// (rule T1, set by the Decider only); zero: the caller's own tick.
+	Next time.Duration
 }
+
+// The rules of the table in the package documentation. Each names one
+// outcome, so explain can write its reason from the rule and the input.
+const (
+	ruleP1  = "P1"  // primary without quorum: demote
+	ruleP2  = "P2"  // both primary: the tie-break decides
+	ruleP3  = "P3"  // primary handing over or with a bad disk
+	ruleP4  = "P4"  // primary, nothing to change
+	ruleS1  = "S1"  // secondary with a split brain
+	ruleS2  = "S2"  // secondary with its switchover pending
+	ruleS3  = "S3"  // secondary in standby
+	ruleS4  = "S4"  // secondary whose disk is not UpToDate
+	ruleS4q = "S4q" // secondary without quorum
+	ruleS5  = "S5"  // DRBD connected to a primary peer
+	ruleS6  = "S6"  // the peer's registry is newer
+	ruleS7  = "S7"  // peer gone: settle, then promote
+	ruleS7s = "S7s" // peer gone, DRBD shows it stood down
+	ruleS7p = "S7p" // peer gone, DRBD still connected, no witness
+	ruleS7f = "S7f" // peer gone, DRBD still connected, flapping
+	ruleS7u = "S7u" // peer never seen
+	ruleS8p = "S8p" // peer up and advertising primary
+	ruleS8c = "S8c" // peer up, DRBD not Connected
+	ruleS8  = "S8"  // peer hands over
+	ruleS9  = "S9"  // nobody primary, the peer's disk is not UpToDate
+	ruleS9t = "S9t" // nobody primary, both UpToDate: the names decide
+	ruleU1  = "U1"  // resource not up
+)
 
 // HasQuorum is the quorum rule. With a witness: at least 2 of {self, peer,
 // witness} are up from this box's point of view. Without one: the peer is
 // up, or at least one ping target answers (pingd's rule: a box that reaches
 // none of its ping targets is the isolated one). No witness and no ping
 // targets: the peer's vote is needed, so a lone box never has quorum.
-func HasQuorum(in Input) bool {
+func HasQuorum(in Input) bool { return hasQuorum(&in) }
+
+func hasQuorum(in *Input) bool {
 	if in.Witness.Configured {
 		votes := 1
 		if in.Peer.Member.up() {
@@ -250,27 +285,32 @@ func HasQuorum(in Input) bool {
 	return in.Peer.Member.up() || in.Ping.Reachable > 0
 }
 
-// Decide is the failover decision: pure, no I/O, no clock but in.Now. The
-// rules, in order, are listed in the package documentation.
+// Decide is the failover decision: pure, no I/O, no clock but in.Now, no
+// memory (the Decider adds that). The rules, in order, are listed in the
+// package documentation.
 func Decide(in Input) Decision {
-	q := HasQuorum(in)
-	d := decide(in, q)
-	d.Quorum = q
-	d.NeedsAdmin = in.Local.SplitBrain
-	if in.Local.SplitBrain {
-		d.Reason = "split brain reported by DRBD, needs the admin: " + d.Reason
-	}
+	d := decide(&in)
+	d.Reason = explain(&in, d)
 	return d
 }
 
-func decide(in Input, quorum bool) Decision {
-	l, p := in.Local, in.Peer
-	stay := func(f string, a ...any) Decision { return Decision{Action: Stay, Reason: fmt.Sprintf(f, a...)} }
+// decide picks the rule and the action; explain writes the reason. Apart,
+// the exhaustive tests can run the choice itself millions of times.
+func decide(in *Input) Decision {
+	q := hasQuorum(in)
+	d := choose(in, q)
+	d.Quorum = q
+	d.NeedsAdmin = in.Local.SplitBrain
+	return d
+}
+
+func choose(in *Input, quorum bool) Decision {
+	l, p := &in.Local, &in.Peer
 	switch l.Role {
 	case drbd.RolePrimary:
 		// P1: an isolated primary steps down so there is never a second writer.
 		if !quorum {
-			return Decision{Action: Demote, Reason: fmt.Sprintf("lost quorum (%s): isolated primary demotes", quorumView(in))}
+			return Decision{Action: Demote, Rule: ruleP1}
 		}
 		// P2: two primaries that see each other: exactly one keeps the role.
 		// A peer that has just come back still shows the tags it had when it
@@ -279,62 +319,54 @@ func decide(in Input, quorum bool) Decision {
 		// DRBD's own view of the peer is believed at once.
 		settled := in.Now.Sub(p.Since) >= in.Policy.Settle
 		if p.Member.up() && ((settled && p.Role == drbd.RolePrimary) || l.PeerRole == drbd.RolePrimary) {
-			if keepsPrimary(l, p) {
-				return stay("peer %s is also primary; this box keeps the role (generation %d vs %d, name order)", p.Name, l.Generation, p.Generation)
+			if keepsPrimary(*l, *p) {
+				return Decision{Action: Stay, Rule: ruleP2}
 			}
-			return Decision{Action: Demote, Reason: fmt.Sprintf("peer %s is also primary and keeps the role (generation %d vs %d, name order): demote", p.Name, p.Generation, l.Generation)}
+			return Decision{Action: Demote, Rule: ruleP2}
+		}
+		// P4: no hand-over planned and a good disk: nothing to change.
+		if !in.Intent.handingOver() && l.Disk == drbd.DiskUpToDate {
+			return Decision{Action: Stay, Rule: ruleP4}
 		}
 		// P3: planned hand-over (standby, switchover) or a failed local disk.
-		why := ""
-		switch {
-		case in.Intent.handingOver():
-			why = "intent " + in.Intent.String()
-		case l.Disk != drbd.DiskUpToDate:
-			why = "local disk " + l.Disk.String()
-		}
-		if why == "" {
-			return stay("primary, quorum held (%s)", quorumView(in))
-		}
 		if !l.SplitBrain && peerReady(in) {
-			return Decision{Action: Demote, Reason: fmt.Sprintf("%s and peer %s is ready (UpToDate, connected): demote so it takes over", why, p.Name)}
+			return Decision{Action: Demote, Rule: ruleP3}
 		}
-		return stay("%s, but peer %s is not ready to take over (member %s, disk %s, intent %s, connection %s): keep serving", why, p.Name, p.Member, l.PeerDisk, p.Intent, l.Conn)
+		return Decision{Action: Stay, Rule: ruleP3}
 	case drbd.RoleSecondary:
-		return decideSecondary(in, quorum, stay)
+		return chooseSecondary(in, quorum)
 	default:
-		return stay("local role %s: resource not up, nothing to decide", l.Role)
+		return Decision{Action: Stay, Rule: ruleU1}
 	}
 }
 
-func decideSecondary(in Input, quorum bool, stay func(string, ...any) Decision) Decision {
-	l, p := in.Local, in.Peer
+func chooseSecondary(in *Input, quorum bool) Decision {
+	l, p := &in.Local, &in.Peer
+	stay := func(rule string) Decision { return Decision{Action: Stay, Rule: rule} }
 	// S1..S4: what this box itself forbids.
 	switch {
 	case l.SplitBrain:
-		return stay("secondary, never promotes on a split brain")
+		return stay(ruleS1)
 	case in.Intent == IntentSwitchover:
-		d := stay("secondary with switchover pending: the peer takes the role")
+		d := stay(ruleS2)
 		d.IntentDone = p.Member.up() && (p.Role == drbd.RolePrimary || l.PeerRole == drbd.RolePrimary)
-		if d.IntentDone {
-			d.Reason = fmt.Sprintf("switchover done: peer %s is primary", p.Name)
-		}
 		return d
 	case in.Intent == IntentStandby:
-		return stay("standby: this box never promotes")
+		return stay(ruleS3)
 	case l.Disk != drbd.DiskUpToDate:
-		return stay("local disk %s: only an UpToDate disk may promote", l.Disk)
+		return stay(ruleS4)
 	case !quorum:
-		return stay("no quorum (%s): never promote", quorumView(in))
+		return stay(ruleS4q)
 	}
 	// S5: DRBD itself sees a live primary peer: no failback, no second
 	// primary. A peer that serf decided dead (with quorum, see S7) while
 	// DRBD still shows it connected is handled in S7.
 	if l.Conn.Connected() && l.PeerRole == drbd.RolePrimary && !p.Member.gone() {
-		return stay("peer %s is primary: stay secondary (no failback)", p.Name)
+		return stay(ruleS5)
 	}
 	// S6: never serve a registry older than one the peer advertised.
 	if p.Generation > l.Generation {
-		return stay("peer %s advertised registry generation %d, this box holds %d: never promote an older registry", p.Name, p.Generation, l.Generation)
+		return stay(ruleS6)
 	}
 	switch {
 	case p.Member.gone():
@@ -346,63 +378,147 @@ func decideSecondary(in Input, quorum bool, stay func(string, ...any) Decision) 
 		// isolated primary demoted itself within QuorumGrace).
 		waited := in.Now.Sub(p.Since)
 		if waited < in.Policy.Settle {
-			return stay("peer %s %s %s ago, settling for %s", p.Name, p.Member, waited.Round(time.Millisecond), in.Policy.Settle)
+			return stay(ruleS7)
 		}
 		if l.Conn.Connected() {
-			// A peer that DRBD shows Secondary stood down: promote past
-			// it without dropping the link (DRBD refuses it a second
+			// S7s: a peer that DRBD shows Secondary stood down: promote
+			// past it without dropping the link (DRBD refuses it a second
 			// primary role while connected).
 			if l.PeerRole == drbd.RoleSecondary {
-				return Decision{Action: Promote, Reason: fmt.Sprintf("peer %s %s %s ago, %s, disk UpToDate, DRBD connected to it as Secondary (it stood down): promote", p.Name, p.Member, waited.Round(time.Millisecond), quorumView(in))}
+				return Decision{Action: Promote, Rule: ruleS7s}
 			}
 			// S7p: ping targets vouch for this box's own reach, not for
 			// the peer's death: a cut gossip path leaves both boxes with
 			// quorum. A replication link that still answers says the peer
 			// lives; wait until DRBD shows it stood down, or loses it too.
 			if !in.Witness.Configured {
-				return stay("peer %s %s %s ago but DRBD is still %s to it (peer %s) and no witness confirms its death: wait for DRBD to lose it", p.Name, p.Member, waited.Round(time.Millisecond), l.Conn, l.PeerRole)
+				return stay(ruleS7p)
 			}
 			// S7f: a flapping peer is starved, not dead, while DRBD
 			// still holds the link: give it FlapSettle.
 			if in.flapping() && waited < in.Policy.FlapSettle {
-				return stay("peer %s %s %s ago but came back %s before that: starved, not dead, while DRBD is still %s to it; forcing the disconnect waits for %s", p.Name, p.Member, waited.Round(time.Millisecond), p.Since.Sub(p.Returned).Round(time.Millisecond), l.Conn, in.Policy.FlapSettle)
+				return stay(ruleS7f)
 			}
-			return Decision{Action: Promote, ForceDisconnect: true, Reason: fmt.Sprintf("peer %s %s %s ago, %s, disk UpToDate, DRBD still %s to it: force the disconnect and promote", p.Name, p.Member, waited.Round(time.Millisecond), quorumView(in), l.Conn)}
+			return Decision{Action: Promote, Rule: ruleS7, ForceDisconnect: true}
 		}
-		return Decision{Action: Promote, Reason: fmt.Sprintf("peer %s %s %s ago, %s, disk UpToDate: promote", p.Name, p.Member, waited.Round(time.Millisecond), quorumView(in))}
+		return Decision{Action: Promote, Rule: ruleS7}
 	case p.Member == MemberUnknown:
-		return stay("peer %s never seen: wait for it (or the admin)", p.Name)
+		return stay(ruleS7u)
 	}
 	// The peer is up from here on. A peer handing over whose DRBD already
 	// shows it Secondary has demoted; its tag follows a gossip round later
 	// (and DRBD itself refuses a second primary while connected).
 	demoted := p.Intent.handingOver() && l.Conn == drbd.ConnConnected && l.PeerRole == drbd.RoleSecondary
 	if p.Role == drbd.RolePrimary && !demoted {
-		return stay("peer %s advertises primary: stay secondary (no failback)", p.Name)
+		return stay(ruleS8p)
 	}
 	if l.Conn != drbd.ConnConnected {
-		return stay("peer %s is up and secondary but DRBD is %s: wait until connected and in sync", p.Name, l.Conn)
+		return stay(ruleS8c)
 	}
 	// S8: switchover / standby on the peer: it demoted, take the role.
 	if p.Intent.handingOver() {
-		return Decision{Action: Promote, HandOver: true, Reason: fmt.Sprintf("peer %s hands over (intent %s) and is secondary, disk UpToDate, connected: promote", p.Name, p.Intent)}
+		return Decision{Action: Promote, Rule: ruleS8, HandOver: true}
 	}
 	// S9: nobody is primary, both up and connected: one of them starts.
 	if l.PeerDisk != drbd.DiskUpToDate {
-		return Decision{Action: Promote, Reason: fmt.Sprintf("no primary; peer %s disk %s, this disk UpToDate: promote", p.Name, l.PeerDisk)}
+		return Decision{Action: Promote, Rule: ruleS9}
 	}
-	// Both disks are UpToDate and in sync, so the data is the same: the
-	// names decide. Generations would not do here: a secondary can learn
-	// the new primary's registry before the primary's tags say it is
+	// S9t: both disks are UpToDate and in sync, so the data is the same:
+	// the names decide. Generations would not do here: a secondary can
+	// learn the new primary's registry before the primary's tags say it is
 	// primary, and both would promote (seen in the netns tier).
 	if l.Name < p.Name {
-		return Decision{Action: Promote, Reason: fmt.Sprintf("no primary; both UpToDate, this box's name sorts before %s: promote", p.Name)}
+		return Decision{Action: Promote, Rule: ruleS9t}
 	}
-	return stay("no primary; both UpToDate, peer %s's name sorts first: wait for it", p.Name)
+	return stay(ruleS9t)
+}
+
+// explain is the reason for a decision of Decide, written from its rule
+// and the input it was taken on.
+func explain(in *Input, d Decision) string {
+	r := reason(in, d)
+	if in.Local.SplitBrain {
+		r = "split brain reported by DRBD, needs the admin: " + r
+	}
+	return r
+}
+
+func reason(in *Input, d Decision) string {
+	l, p := &in.Local, &in.Peer
+	waited := in.Now.Sub(p.Since).Round(time.Millisecond)
+	switch d.Rule {
+	case ruleP1:
+		return fmt.Sprintf("lost quorum (%s): isolated primary demotes", quorumView(in))
+	case ruleP2:
+		if d.Action == Stay {
+			return fmt.Sprintf("peer %s is also primary; this box keeps the role (generation %d vs %d, name order)", p.Name, l.Generation, p.Generation)
+		}
+		return fmt.Sprintf("peer %s is also primary and keeps the role (generation %d vs %d, name order): demote", p.Name, p.Generation, l.Generation)
+	case ruleP3:
+		why := "local disk " + l.Disk.String()
+		if in.Intent.handingOver() {
+			why = "intent " + in.Intent.String()
+		}
+		if d.Action == Demote {
+			return fmt.Sprintf("%s and peer %s is ready (UpToDate, connected): demote so it takes over", why, p.Name)
+		}
+		return fmt.Sprintf("%s, but peer %s is not ready to take over (member %s, disk %s, intent %s, connection %s): keep serving", why, p.Name, p.Member, l.PeerDisk, p.Intent, l.Conn)
+	case ruleP4:
+		return fmt.Sprintf("primary, quorum held (%s)", quorumView(in))
+	case ruleS1:
+		return "secondary, never promotes on a split brain"
+	case ruleS2:
+		if d.IntentDone {
+			return fmt.Sprintf("switchover done: peer %s is primary", p.Name)
+		}
+		return "secondary with switchover pending: the peer takes the role"
+	case ruleS3:
+		return "standby: this box never promotes"
+	case ruleS4:
+		return fmt.Sprintf("local disk %s: only an UpToDate disk may promote", l.Disk)
+	case ruleS4q:
+		return fmt.Sprintf("no quorum (%s): never promote", quorumView(in))
+	case ruleS5:
+		return fmt.Sprintf("peer %s is primary: stay secondary (no failback)", p.Name)
+	case ruleS6:
+		return fmt.Sprintf("peer %s advertised registry generation %d, this box holds %d: never promote an older registry", p.Name, p.Generation, l.Generation)
+	case ruleS7:
+		switch {
+		case d.Action == Stay:
+			return fmt.Sprintf("peer %s %s %s ago, settling for %s", p.Name, p.Member, waited, in.Policy.Settle)
+		case d.ForceDisconnect:
+			return fmt.Sprintf("peer %s %s %s ago, %s, disk UpToDate, DRBD still %s to it: force the disconnect and promote", p.Name, p.Member, waited, quorumView(in), l.Conn)
+		}
+		return fmt.Sprintf("peer %s %s %s ago, %s, disk UpToDate: promote", p.Name, p.Member, waited, quorumView(in))
+	case ruleS7s:
+		return fmt.Sprintf("peer %s %s %s ago, %s, disk UpToDate, DRBD connected to it as Secondary (it stood down): promote", p.Name, p.Member, waited, quorumView(in))
+	case ruleS7p:
+		return fmt.Sprintf("peer %s %s %s ago but DRBD is still %s to it (peer %s) and no witness confirms its death: wait for DRBD to lose it", p.Name, p.Member, waited, l.Conn, l.PeerRole)
+	case ruleS7f:
+		return fmt.Sprintf("peer %s %s %s ago but came back %s before that: starved, not dead, while DRBD is still %s to it; forcing the disconnect waits for %s", p.Name, p.Member, waited, p.Since.Sub(p.Returned).Round(time.Millisecond), l.Conn, in.Policy.FlapSettle)
+	case ruleS7u:
+		return fmt.Sprintf("peer %s never seen: wait for it (or the admin)", p.Name)
+	case ruleS8p:
+		return fmt.Sprintf("peer %s advertises primary: stay secondary (no failback)", p.Name)
+	case ruleS8c:
+		return fmt.Sprintf("peer %s is up and secondary but DRBD is %s: wait until connected and in sync", p.Name, l.Conn)
+	case ruleS8:
+		return fmt.Sprintf("peer %s hands over (intent %s) and is secondary, disk UpToDate, connected: promote", p.Name, p.Intent)
+	case ruleS9:
+		return fmt.Sprintf("no primary; peer %s disk %s, this disk UpToDate: promote", p.Name, l.PeerDisk)
+	case ruleS9t:
+		if d.Action == Promote {
+			return fmt.Sprintf("no primary; both UpToDate, this box's name sorts before %s: promote", p.Name)
+		}
+		return fmt.Sprintf("no primary; both UpToDate, peer %s's name sorts first: wait for it", p.Name)
+	case ruleU1:
+		return fmt.Sprintf("local role %s: resource not up, nothing to decide", l.Role)
+	}
+	return fmt.Sprintf("%s by rule %q", d.Action, d.Rule)
 }
 
 // peerReady: the peer can take the primary role right now.
-func peerReady(in Input) bool {
+func peerReady(in *Input) bool {
 	return in.Peer.Member == MemberAlive && in.Peer.Intent == IntentNone &&
 		in.Local.Conn == drbd.ConnConnected && in.Local.PeerDisk == drbd.DiskUpToDate &&
 		in.Peer.Generation >= in.Local.Generation
@@ -418,7 +534,7 @@ func keepsPrimary(l Local, p Peer) bool {
 }
 
 // quorumView is the quorum view for messages: the votes HasQuorum counted.
-func quorumView(in Input) string {
+func quorumView(in *Input) string {
 	if in.Witness.Configured {
 		return fmt.Sprintf("peer %s, witness %s", in.Peer.Member, in.Witness.Member)
 	}

@@ -1,6 +1,10 @@
 // Package failover decides and carries out which box of the pair is the
-// primary: serf membership (membership.go), the decision (decide.go, a pure
-// function of the inputs below) and the resource group that acts on it.
+// primary: serf membership (membership.go), the decision (decide.go: Decide,
+// a pure function of the inputs below; decider.go: the Decider, Decide with
+// the memory its grace periods and back-off need, pure too), the resource
+// group that acts on it (group.go), and the Controller that runs the loop
+// (controller.go: read a Snapshot, ask the Decider, act, report the
+// outcome back, advertise).
 //
 // # A box's role
 //
@@ -11,9 +15,9 @@
 //	  |        (Role Unknown: resource not up -> Stay)             |
 //	  |                   |                                        |
 //	  | admin standby     | Promote when all hold:                 | Demote when:
-//	  v                   |  - local disk UpToDate, no split brain |  - quorum lost (isolated primary:
-//	Standby               |  - quorum (2 of self/peer/witness,     |    drop VIP, stop target, never
-//	(never promotes;      |    or peer up / a ping target answers) |    a second writer)
+//	  v                   |  - local disk UpToDate, no split brain |  - quorum lost for QuorumGrace
+//	Standby               |  - quorum (2 of self/peer/witness,     |    (isolated primary: drop VIP,
+//	(never promotes;      |    or peer up / a ping target answers) |    stop target, no second writer)
 //	 as primary: hands    |  - no intent on this box               |  - standby / switchover and the
 //	 over once the peer   |  - no primary peer (DRBD or serf tag)  |    peer is ready (alive, connected,
 //	 is ready)            |  - registry not older than the peer's  |    UpToDate, registry not older)
@@ -30,6 +34,15 @@
 //	                                NeedsAdmin; the admin picks the survivor.
 //	                                 (Two live primaries: the tie-break loser still
 //	                                 demotes, which stops a writer and discards nothing.)
+//
+//	DRBD Primary, resource group not running (sand restarted on the primary,
+//	a demotion stopped half way) --> Primary: with quorum, the group is started
+//	                                 again (adopted) where the rules keep the role.
+//
+// A peer that failed or left while this box had no quorum counts as gone
+// only from RejoinGrace after this box regained it, and Settle runs from
+// there. A promotion that fails is rolled back, and the next try waits
+// 0.5, 1, 2 ... 10 s after it (RetryBackoff).
 //
 // No automatic failback: a box that comes back while the peer is primary
 // stays Secondary and resyncs (DRBD's or serf's view of a primary peer
@@ -50,31 +63,59 @@
 // the forced disconnect of a live primary, so S7f waits FlapSettle, and a
 // dead peer is caught by DRBD's own timeouts meanwhile.
 //
-// # Rules of Decide, in order
+// # Rules of the decision, in order
 //
+// Decide is the stateless core. The Decider runs it with the rules marked
+// * on top, which need memory: when quorum was lost or came back, how many
+// promotions failed in a row. Every Decision names the rule that decided
+// it (Decision.Rule); testdata/scenarios replays timelines rule by rule.
+//
+//	First:     R1* quorum came back at Q (or the first step of this run had it):
+//	               a change of the peer's status dated before Q counts as dated
+//	               Q + RejoinGrace (its earlier return moves with it, so S7f's
+//	               view of a flapping peer does not change). An S7 Stay this
+//	               causes is named R1.
 //	Primary:   P1 no quorum -> Demote.
-//	           P2 peer up and primary (DRBD or tag) -> tie-break: winner Stay, loser Demote.
-//	           P3 standby/switchover/local disk not UpToDate -> Demote if the peer is ready
-//	              (and no split brain), else Stay.
-//	           otherwise Stay.
-//	Secondary: S1 split brain, S2 switchover pending (IntentDone once the peer is primary),
-//	           S3 standby, S4 disk not UpToDate, no quorum -> Stay.
+//	           P2 peer up and primary (DRBD, or its tag once it has been up for
+//	              Settle) -> tie-break: winner Stay, loser Demote.
+//	           P3 standby/switchover/local disk not UpToDate -> Demote if the peer
+//	              is ready (and no split brain), else Stay.
+//	           P4 otherwise Stay.
+//	Secondary: S1 split brain, S2 switchover pending (IntentDone once the peer
+//	           is primary), S3 standby, S4 disk not UpToDate, S4q no quorum -> Stay.
 //	           S5 DRBD connected to a primary peer serf has not decided gone -> Stay.
 //	           S6 peer generation > local -> Stay.
 //	           S7 peer failed/left: Stay until Settle has passed since, then Promote.
 //	              While DRBD is still connected to it: Promote at once if DRBD shows
-//	              it Secondary (it stood down); else, with a witness, Promote with
-//	              ForceDisconnect, but past a flapping peer (S7f: back from a failure
-//	              less than FlapWindow before this one) only after FlapSettle;
-//	              without a witness (S7p: ping targets) never ForceDisconnect:
-//	              Stay until DRBD loses it too.
-//	           peer never seen -> Stay. Peer up and advertising primary -> Stay.
-//	           DRBD not Connected (still syncing or cut) -> Stay.
+//	              it Secondary (S7s: it stood down); else, with a witness, Promote
+//	              with ForceDisconnect, but past a flapping peer (S7f: back from a
+//	              failure less than FlapWindow before this one) only after
+//	              FlapSettle; without a witness (S7p: ping targets) never
+//	              ForceDisconnect: Stay until DRBD loses it too.
+//	           S7u peer never seen -> Stay.
+//	           S8p peer up and advertising primary -> Stay (unless it hands over and
+//	               DRBD, connected, shows it Secondary).
+//	           S8c DRBD not Connected (still syncing or cut) -> Stay.
 //	           S8 peer hands over (standby/switchover) -> Promote (once its tag, or
 //	              DRBD connected, shows it Secondary), marked HandOver: the
 //	              peer closed the pool in order, so no metadata check is due.
-//	           S9 nobody primary: peer disk not UpToDate -> Promote; else tie-break.
-//	Unknown role: Stay.
+//	           S9 nobody primary, peer disk not UpToDate -> Promote.
+//	           S9t nobody primary, both UpToDate: the lower name Promotes, the
+//	               other Stays.
+//	Other:     U1 local role unknown (resource not up) -> Stay.
+//	Then:      Q1* P1's Demote while quorum has been lost for less than
+//	               QuorumGrace -> Stay: a box that comes back gossips the deaths
+//	               it saw while cut off, and the witness refutes that within a
+//	               few hundred ms. (Settle > QuorumGrace: the peer still waits.)
+//	           A1* a Stay of P2, P3 or P4 with quorum while the resource group is
+//	               not running -> Promote: adopt the role DRBD already has (the
+//	               group's steps are idempotent).
+//	           B1* a Promote less than RetryBackoff(n) after the n-th promotion in
+//	               a row failed -> Stay.
+//	           T1* a Stay on a box that is not primary (DRBD role or running group)
+//	               while the peer hands over and still shows primary (tag or DRBD)
+//	               -> the next step within HandOverTick, not the caller's tick:
+//	               no event announces the peer's demotion.
 //
 // Generation: the registry lives on the replicated device, and every box
 // advertises the generation it holds. A secondary never promotes when the
