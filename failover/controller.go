@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sand-appliance/sand/drbd"
+	"github.com/sand-appliance/sand/events"
 )
 
 // Storage is the disk under the pool as the decision needs it: DRBD in the
@@ -36,28 +37,7 @@ type LinkBreaker interface {
 }
 
 // Recorder takes events for the box's events log (and the journal).
-type Recorder func(kind, format string, args ...any)
-
-// Event kinds the controller records.
-const (
-	EventDecision   = "decision"
-	EventPromoted   = "failover-promoted"
-	EventDemoted    = "failover-demoted"
-	EventStepFailed = "failover-step-failed"
-	EventMembership = "membership"
-	// EventReplication is a change of DRBD's state as this box sees it:
-	// the replication link, either disk, either role.
-	EventReplication = "replication"
-	// EventPeerLost: serf decided the peer failed, or it left;
-	// EventPeerJoined: it is up again after that.
-	EventPeerLost   = "peer-lost"
-	EventPeerJoined = "peer-joined"
-	// EventResyncStarted and EventResyncFinished bracket a DRBD resync:
-	// the link became SyncSource or SyncTarget; it is Connected again
-	// with both disks UpToDate.
-	EventResyncStarted  = "resync-started"
-	EventResyncFinished = "resync-finished"
-)
+type Recorder func(kind events.Kind, format string, args ...any)
 
 // Controller runs the decision loop of one storage box: it reads the local
 // storage and the membership into a Snapshot, asks its Decider, runs the
@@ -123,7 +103,7 @@ func (c *Controller) SetIntent(i Intent) {
 	c.mu.Lock()
 	c.intent = i
 	c.mu.Unlock()
-	c.Record(EventDecision, "admin intent %s", i)
+	c.Record(events.Decision, "admin intent %s", i)
 }
 
 // Status reports the last decision.
@@ -198,7 +178,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	if tick <= 0 {
 		tick = 100 * time.Millisecond
 	}
-	events := c.Members.Events()
+	memberEvents := c.Members.Events()
 	t := time.NewTimer(tick)
 	defer t.Stop()
 	for {
@@ -212,20 +192,20 @@ func (c *Controller) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return c.shutdown()
 		case <-t.C:
-		case e, ok := <-events:
+		case e, ok := <-memberEvents:
 			switch {
 			case !ok:
 				// The membership shut down: no more events (a closed
 				// channel would be ready at once, for ever). The tick
 				// goes on.
-				events = nil
+				memberEvents = nil
 				c.Log.Warn("membership events closed: deciding at the tick only")
 			case e.Kind == EventIntent:
 				if e.Member.Name == c.Name {
 					c.SetIntent(e.Intent)
 				}
 			case e.Member.Name != c.Name:
-				c.Record(EventMembership, "%s: %s is %s", e.Kind, e.Member.Name, e.Member.Status)
+				c.Record(events.Membership, "%s: %s is %s", e.Kind, e.Member.Name, e.Member.Status)
 			}
 		}
 	}
@@ -299,10 +279,10 @@ func (c *Controller) step(ctx context.Context) Decision {
 	var dropped LinkBreaker
 	switch d.Action {
 	case Promote:
-		c.Record(EventDecision, "%s", d.Reason)
+		c.Record(events.Decision, "%s", d.Reason)
 		timings, dropped, err = c.promote(ctx, d)
 	case Demote:
-		c.Record(EventDecision, "%s", d.Reason)
+		c.Record(events.Decision, "%s", d.Reason)
 		// A demotion that fails stops part of the group: the box no
 		// longer serves in full, and is not primary any more either way.
 		// The loop then demotes again or, if the decision turns to Stay
@@ -334,26 +314,29 @@ func (c *Controller) step(ctx context.Context) Decision {
 	switch {
 	case d.Action == Promote && err != nil:
 		failures, _ := c.decider.backoff()
-		c.Record(EventStepFailed, "promotion failed and was rolled back: %v (%s); next try in %s", err, timingText(timings), RetryBackoff(failures))
+		c.Record(events.StepFailed, "promotion failed and was rolled back: %v (%s); next try in %s", err, timingText(timings), RetryBackoff(failures))
 	case d.Action == Promote:
-		c.Record(EventPromoted, "%s is primary (%s)", c.Name, timingText(timings))
+		c.Record(events.Promoted, "%s is primary (%s)", c.Name, timingText(timings))
 	case d.Action == Demote && err != nil:
-		c.Record(EventStepFailed, "demotion stopped at a failed step: %v (%s)", err, timingText(timings))
+		c.Record(events.StepFailed, "demotion stopped at a failed step: %v (%s)", err, timingText(timings))
 	case d.Action == Demote:
-		c.Record(EventDemoted, "%s is secondary (%s)", c.Name, timingText(timings))
+		c.Record(events.Demoted, "%s is secondary (%s)", c.Name, timingText(timings))
 	}
 	if dropped != nil {
 		c.listenAgain(ctx, dropped)
 	}
 	if d.IntentDone {
-		c.Record(EventDecision, "%s", d.Reason)
+		c.Record(events.Decision, "%s", d.Reason)
 	}
 	c.advertise(tags)
 	return d
 }
 
 // change is an event a step records from what changed since the last one.
-type change struct{ kind, text string }
+type change struct {
+	kind events.Kind
+	text string
+}
 
 // changes lists what changed between two steps' inputs (was is the zero
 // Input before the first step): DRBD's state (a replication event), the
@@ -364,23 +347,23 @@ func changes(was, is Input, resyncing bool) ([]change, bool) {
 	var cs []change
 	first := was.Now.IsZero()
 	if w, i := viewOf(was.Local), viewOf(is.Local); !first && w != i {
-		cs = append(cs, change{EventReplication, fmt.Sprintf("DRBD %s -> %s", w, i)})
+		cs = append(cs, change{events.Replication, fmt.Sprintf("DRBD %s -> %s", w, i)})
 	}
 	if w, i := was.Peer.Member, is.Peer.Member; !first {
 		switch {
 		case w.up() && i.gone():
-			cs = append(cs, change{EventPeerLost, fmt.Sprintf("peer %s %s", is.Peer.Name, i)})
+			cs = append(cs, change{events.PeerLost, fmt.Sprintf("peer %s %s", is.Peer.Name, i)})
 		case w.gone() && i.up():
-			cs = append(cs, change{EventPeerJoined, fmt.Sprintf("peer %s is %s again", is.Peer.Name, i)})
+			cs = append(cs, change{events.PeerJoined, fmt.Sprintf("peer %s is %s again", is.Peer.Name, i)})
 		}
 	}
 	l := is.Local
 	switch {
 	case resyncs(l.Conn) && (first || !resyncs(was.Local.Conn)):
-		cs = append(cs, change{EventResyncStarted, fmt.Sprintf("DRBD resync started: %s, disks %s/%s", l.Conn, l.Disk, l.PeerDisk)})
+		cs = append(cs, change{events.ResyncStarted, fmt.Sprintf("DRBD resync started: %s, disks %s/%s", l.Conn, l.Disk, l.PeerDisk)})
 		resyncing = true
 	case resyncing && l.Conn == drbd.ConnConnected && l.Disk == drbd.DiskUpToDate && l.PeerDisk == drbd.DiskUpToDate:
-		cs = append(cs, change{EventResyncFinished, "DRBD resync finished: Connected, disks UpToDate/UpToDate"})
+		cs = append(cs, change{events.ResyncFinished, "DRBD resync finished: Connected, disks UpToDate/UpToDate"})
 		resyncing = false
 	}
 	return cs, resyncing
@@ -423,7 +406,7 @@ func (c *Controller) promote(ctx context.Context, d Decision) (timings []StepTim
 func (c *Controller) listenAgain(ctx context.Context, link LinkBreaker) {
 	t0 := time.Now()
 	if err := link.Reconnect(ctx); err != nil {
-		c.Record(EventStepFailed, "listen for %s again after the forced disconnect: %v", c.PeerName, err)
+		c.Record(events.StepFailed, "listen for %s again after the forced disconnect: %v", c.PeerName, err)
 		return
 	}
 	c.Log.Info("listening for the peer again", "peer", c.PeerName, "took", time.Since(t0))

@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/sand-appliance/sand/drbd"
+	"github.com/sand-appliance/sand/events"
 )
 
 // fakeCluster is the membership the controller reads: a fixed view that
@@ -115,10 +116,10 @@ func newRig(t *testing.T, failStep string) *controllerRig {
 		Members: r.cluster, Storage: r.link,
 		Group:      &Group{Log: log, Steps: []Step{step("drbd"), step("target"), step("vip")}},
 		Generation: func() uint64 { return 3 },
-		Record: func(kind, format string, args ...any) {
+		Record: func(kind events.Kind, format string, args ...any) {
 			mu.Lock()
 			defer mu.Unlock()
-			r.events = append(r.events, kind+": "+fmt.Sprintf(format, args...))
+			r.events = append(r.events, string(kind)+": "+fmt.Sprintf(format, args...))
 		},
 		// The timelines below are written for a settle time of 1 s.
 		Log: log, Policy: Policy{Settle: time.Second}, Now: func() time.Time { return r.now },
@@ -169,8 +170,8 @@ func TestControllerRecordsReplicationChanges(t *testing.T) {
 	replication := func() []string {
 		var got []string
 		for _, e := range r.events {
-			if strings.HasPrefix(e, EventReplication+": ") {
-				got = append(got, strings.TrimPrefix(e, EventReplication+": "))
+			if strings.HasPrefix(e, string(events.Replication)+": ") {
+				got = append(got, strings.TrimPrefix(e, string(events.Replication)+": "))
 			}
 		}
 		return got
@@ -198,11 +199,11 @@ func TestControllerRecordsReplicationChanges(t *testing.T) {
 }
 
 // kinds are the events of the given kinds the rig recorded, in order.
-func (r *controllerRig) kinds(kinds ...string) []string {
+func (r *controllerRig) kinds(kinds ...events.Kind) []string {
 	var got []string
 	for _, e := range r.events {
 		for _, k := range kinds {
-			if strings.HasPrefix(e, k+": ") {
+			if strings.HasPrefix(e, string(k)+": ") {
 				got = append(got, e)
 			}
 		}
@@ -232,12 +233,12 @@ func TestControllerRecordsPeerAndResync(t *testing.T) {
 	r.at(600 * time.Millisecond)
 	r.at(700 * time.Millisecond)
 	want := []string{
-		EventPeerLost + ": peer san1 failed",
-		EventPeerJoined + ": peer san1 is alive again",
-		EventResyncStarted + ": DRBD resync started: SyncSource, disks UpToDate/Inconsistent",
-		EventResyncFinished + ": DRBD resync finished: Connected, disks UpToDate/UpToDate",
+		string(events.PeerLost) + ": peer san1 failed",
+		string(events.PeerJoined) + ": peer san1 is alive again",
+		string(events.ResyncStarted) + ": DRBD resync started: SyncSource, disks UpToDate/Inconsistent",
+		string(events.ResyncFinished) + ": DRBD resync finished: Connected, disks UpToDate/UpToDate",
 	}
-	if diff := cmp.Diff(want, r.kinds(EventPeerLost, EventPeerJoined, EventResyncStarted, EventResyncFinished)); diff != "" {
+	if diff := cmp.Diff(want, r.kinds(events.PeerLost, events.PeerJoined, events.ResyncStarted, events.ResyncFinished)); diff != "" {
 		t.Errorf("events (-want +got):\n%s", diff)
 	}
 	if len(r.journal) != 0 {
@@ -258,39 +259,39 @@ func TestChanges(t *testing.T) {
 		name          string
 		was, is       Input
 		resyncing     bool
-		want          []string
+		want          []events.Kind
 		wantResyncing bool
 	}{
 		{name: "first step, in sync", is: at(0, inSync, MemberAlive)},
 		{name: "first step, peer already gone: not a loss seen here", is: at(0, cut, MemberFailed)},
 		{
 			name: "first step in a resync: it started", is: at(0, syncing, MemberAlive),
-			want: []string{EventResyncStarted}, wantResyncing: true,
+			want: []events.Kind{events.ResyncStarted}, wantResyncing: true,
 		},
 		{name: "nothing changed", was: at(0, inSync, MemberAlive), is: at(time.Second, inSync, MemberAlive)},
 		{
 			name: "peer left", was: at(0, inSync, MemberLeaving), is: at(time.Second, cut, MemberLeft),
-			want: []string{EventReplication, EventPeerLost},
+			want: []events.Kind{events.Replication, events.PeerLost},
 		},
 		{name: "never seen, then alive: not a return", was: at(0, cut, MemberUnknown), is: at(time.Second, cut, MemberAlive)},
 		{
 			name: "cut mid-resync: not finished", was: at(0, syncing, MemberAlive), is: at(time.Second, cut, MemberAlive), resyncing: true,
-			want: []string{EventReplication}, wantResyncing: true,
+			want: []events.Kind{events.Replication}, wantResyncing: true,
 		},
 		{
 			name: "in sync after a cut resync: finished", was: at(0, cut, MemberAlive), is: at(time.Second, inSync, MemberAlive), resyncing: true,
-			want: []string{EventReplication, EventResyncFinished},
+			want: []events.Kind{events.Replication, events.ResyncFinished},
 		},
 		{
 			name: "connected, this disk still Inconsistent: not finished", was: at(0, syncing, MemberAlive), resyncing: true,
 			is:   at(time.Second, Local{Role: drbd.RoleSecondary, Disk: drbd.DiskInconsistent, Conn: drbd.ConnConnected, PeerRole: drbd.RolePrimary, PeerDisk: drbd.DiskUpToDate}, MemberAlive),
-			want: []string{EventReplication}, wantResyncing: true,
+			want: []events.Kind{events.Replication}, wantResyncing: true,
 		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			cs, resyncing := changes(tc.was, tc.is, tc.resyncing)
-			var got []string
+			var got []events.Kind
 			for _, c := range cs {
 				got = append(got, c.kind)
 			}
@@ -335,7 +336,7 @@ func TestControllerRunSurvivesClosedEvents(t *testing.T) {
 		if r.c.Intent() != IntentStandby {
 			t.Errorf("intent %s, want the event's standby", r.c.Intent())
 		}
-		if got := r.kinds(EventMembership); len(got) != 1 || got[0] != EventMembership+": member-update: san1 is alive" {
+		if got := r.kinds(events.Membership); len(got) != 1 || got[0] != string(events.Membership)+": member-update: san1 is alive" {
 			t.Errorf("membership events %q, want the one update", got)
 		}
 	})
@@ -368,8 +369,8 @@ func TestControllerFailedPromotionRollsBackAndStillListens(t *testing.T) {
 	if r.c.Primary() || r.link.local.Role != drbd.RoleSecondary {
 		t.Errorf("after a rolled-back promotion: controller primary %v, DRBD %s", r.c.Primary(), r.link.local.Role)
 	}
-	if !strings.Contains(strings.Join(r.events, " "), EventStepFailed) {
-		t.Errorf("events %v lack %s", r.events, EventStepFailed)
+	if !strings.Contains(strings.Join(r.events, " "), string(events.StepFailed)) {
+		t.Errorf("events %v lack %s", r.events, events.StepFailed)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sand-appliance/sand/drbd"
+	"github.com/sand-appliance/sand/events"
 	"github.com/sand-appliance/sand/failover"
 )
 
@@ -53,7 +54,7 @@ func (f *Fence) Run(ctx context.Context) drbd.FenceOutcome {
 		}
 		select {
 		case <-ctx.Done():
-			f.Record(failover.EventDecision, "fence-peer: gave up after %s: %v; I/O stays frozen until the link is back or the admin decides", time.Since(start).Round(time.Millisecond), err)
+			f.Record(events.Decision, "fence-peer: gave up after %s: %v; I/O stays frozen until the link is back or the admin decides", time.Since(start).Round(time.Millisecond), err)
 			return drbd.FenceUnreachable
 		case <-time.After(retry):
 		}
@@ -69,7 +70,7 @@ func (f *Fence) once(ctx context.Context) (drbd.FenceOutcome, error) {
 		// still reach the gateway. Confirming on them would let both
 		// sides resume I/O and lose the old primary's acknowledged writes.
 		if witness.Configured && witness.Member == failover.MemberAlive {
-			f.Record(failover.EventDecision, "fence-peer: %s is %s and the witness agrees: fenced", f.Peer, peer.Member)
+			f.Record(events.Decision, "fence-peer: %s is %s and the witness agrees: fenced", f.Peer, peer.Member)
 			return drbd.FenceDead, nil
 		}
 		if !witness.Configured {
@@ -84,10 +85,10 @@ func (f *Fence) once(ctx context.Context) (drbd.FenceOutcome, error) {
 	case err != nil:
 		return 0, fmt.Errorf("ask %s to outdate: %w", f.Peer, err)
 	case string(answer) == failover.OutdateDone:
-		f.Record(failover.EventDecision, "fence-peer: %s outdated its disk", f.Peer)
+		f.Record(events.Decision, "fence-peer: %s outdated its disk", f.Peer)
 		return drbd.FenceOutdated, nil
 	case string(answer) == failover.OutdateRefused:
-		f.Record(failover.EventDecision, "fence-peer: %s is primary and refused to outdate", f.Peer)
+		f.Record(events.Decision, "fence-peer: %s is primary and refused to outdate", f.Peer)
 		return drbd.FenceRefused, nil
 	}
 	return 0, fmt.Errorf("%s answered %q", f.Peer, answer)
@@ -121,6 +122,6 @@ func answerOutdate(ctx context.Context, admin Outdater, res drbd.Resource, prima
 	if st.Disk != drbd.DiskOutdated {
 		return []byte(fmt.Sprintf("error: disk still %s, connection %s", st.Disk, st.Connection))
 	}
-	record(failover.EventDecision, "outdated the local disk at the peer's request (it lost the replication link)")
+	record(events.Decision, "outdated the local disk at the peer's request (it lost the replication link)")
 	return []byte(failover.OutdateDone)
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sand-appliance/sand/drbd"
+	"github.com/sand-appliance/sand/events"
 	"github.com/sand-appliance/sand/failover"
 )
 
@@ -110,10 +111,10 @@ func TestFenceOutcomes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var events []string
+			var recorded []string
 			f := &Fence{Peer: "san2", Resource: "r0", Members: tt.c, Wait: 60 * time.Millisecond, Retry: 5 * time.Millisecond,
-				Record: func(kind, format string, args ...any) {
-					events = append(events, kind+": "+fmt.Sprintf(format, args...))
+				Record: func(kind events.Kind, format string, args ...any) {
+					recorded = append(recorded, string(kind)+": "+fmt.Sprintf(format, args...))
 				}}
 			if tt.c.witness != nil {
 				f.Witness = "witness"
@@ -128,7 +129,7 @@ func TestFenceOutcomes(t *testing.T) {
 			if tt.wantAsked == 0 && tt.c.asked > 0 {
 				t.Errorf("asked a peer that is gone %d times", tt.c.asked)
 			}
-			all := strings.Join(events, "\n")
+			all := strings.Join(recorded, "\n")
 			if tt.record != "" && !strings.Contains(all, tt.record) {
 				t.Errorf("events %q: want one saying %q", all, tt.record)
 			}
@@ -167,7 +168,7 @@ func TestAnswerOutdate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := answerOutdate(context.Background(), &tt.o, drbd.Resource{Name: "r0"}, tt.primary, func(string, string, ...any) {})
+			got := answerOutdate(context.Background(), &tt.o, drbd.Resource{Name: "r0"}, tt.primary, func(events.Kind, string, ...any) {})
 			if string(got) != tt.want {
 				t.Errorf("answer %q, want %q", got, tt.want)
 			}

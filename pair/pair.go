@@ -158,9 +158,9 @@ func (p *Pair) group() *failover.Group {
 }
 
 // record adds an event to the box's log and the journal.
-func (p *Pair) record(kind, format string, args ...any) {
+func (p *Pair) record(kind events.Kind, format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
-	p.box.Events().Add(events.Event{Kind: events.Kind(kind), Message: msg})
+	p.box.Events().Add(events.Event{Kind: kind, Message: msg})
 	p.log.Info("event", "kind", kind, "msg", msg)
 }
 

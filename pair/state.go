@@ -157,6 +157,6 @@ func (p *Pair) SplitBrain(ctx context.Context) error {
 		return fmt.Errorf("%w: split brain applies to DRBD storage only", appliance.ErrInvalid)
 	}
 	p.drbd.MarkSplitBrain()
-	p.record(string(events.SplitBrain), "DRBD reported a split brain on %s: sand will not resolve it; choose the side whose data survives", p.cfg.Pair.DRBD.Resource)
+	p.record(events.SplitBrain, "DRBD reported a split brain on %s: sand will not resolve it; choose the side whose data survives", p.cfg.Pair.DRBD.Resource)
 	return nil
 }
