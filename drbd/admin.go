@@ -314,8 +314,9 @@ func (a *Admin) Status(ctx context.Context, r Resource) (Status, error) {
 
 // WriteConfig validates r and writes it to <ConfDir>/<name>.res in the
 // syntax of the loaded module (Render84 or Render9), atomically and durably
-// (renameio, then an fsync of the directory). It does not apply it: see Up
-// and Adjust.
+// (renameio, then an fsync of the directory), readable by root only (mode
+// 0600: it holds the shared secret). It does not apply it: see Up and
+// Adjust.
 func (a *Admin) WriteConfig(ctx context.Context, r Resource) error {
 	fail := func(err error) error {
 		return fmt.Errorf("write drbd config for resource %q: %w", r.Name, err)
@@ -340,7 +341,7 @@ func (a *Admin) WriteConfig(ctx context.Context, r Resource) error {
 	if dir == "" {
 		dir = DefaultConfDir
 	}
-	if err := durable.WriteFile(filepath.Join(dir, r.Name+".res"), data, 0o644); err != nil {
+	if err := durable.WriteFile(filepath.Join(dir, r.Name+".res"), data, 0o600); err != nil {
 		return fail(err)
 	}
 	return nil

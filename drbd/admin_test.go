@@ -407,8 +407,8 @@ func TestAdminWriteConfig(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if fi.Mode().Perm() != 0o644 {
-				t.Errorf("mode %v, want 0644", fi.Mode().Perm())
+			if fi.Mode().Perm() != 0o600 {
+				t.Errorf("mode %v, want 0600: the file may hold the shared secret", fi.Mode().Perm())
 			}
 		})
 	}

@@ -67,6 +67,10 @@ func renderNet(b *bytes.Buffer, r Resource, fencingInNet bool) {
 	n := r.Net
 	b.WriteString("  net {\n")
 	b.WriteString("    protocol C;\n")
+	if n.Auth != (Auth{}) {
+		fmt.Fprintf(b, "    cram-hmac-alg %s;\n", n.Auth.HMACAlg)
+		fmt.Fprintf(b, "    shared-secret \"%s\";\n", string(n.Auth.Secret))
+	}
 	if fencingInNet && r.Fencing != "" {
 		fmt.Fprintf(b, "    fencing %s;\n", r.Fencing)
 	}

@@ -42,10 +42,16 @@ func safeLabResource() Resource {
 	return r
 }
 
+// testSecret is the shared secret of the test resources (base64 of 30
+// bytes, as first boot makes one).
+const testSecret = "c2FuZC10ZXN0LWRyYmQtc2hhcmVkLXNlY3JldC0xMjM0"
+
 // fencedResource is what an appliance pair should run: fencing with
-// handlers, a split-brain report, and call-pri-lost-after-sb.
+// handlers, a split-brain report, call-pri-lost-after-sb, and a link that
+// authenticates the peer with a shared secret.
 func fencedResource() Resource {
 	r := safeLabResource()
+	r.Net.Auth = Auth{HMACAlg: HMACSHA256, Secret: testSecret}
 	r.Nodes[0].Disk = "/dev/vdb"
 	r.Nodes[1].Disk = "/dev/vdb"
 	r.Fencing = FencingResourceAndStonith

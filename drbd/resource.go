@@ -67,6 +67,10 @@ type Net struct {
 	AfterSB0Pri AfterSB
 	AfterSB1Pri AfterSB
 	AfterSB2Pri AfterSB
+
+	// Auth authenticates the peer when the link connects (cram-hmac-alg,
+	// shared-secret); the zero value is none.
+	Auth Auth
 }
 
 // TCGNet are the net timeouts that worked in the lab's QEMU/TCG VMs (dead
@@ -329,7 +333,7 @@ func (n Net) validate() []error {
 	if ci := orDefault(n.ConnectInt, 10*time.Second); timeout >= ci {
 		bad("timeout %v must be below connect-int %v", timeout, ci)
 	}
-	return errs
+	return append(errs, n.Auth.validate()...)
 }
 
 func (d Disk) validate() []error {
