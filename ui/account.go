@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -56,7 +57,13 @@ func NewAccount(hash string) (*Account, error) {
 //   - the hash kept at statePath by an earlier start or a password change;
 //   - firstPasswordFile (admin_password_file): a clear-text first password,
 //     e.g. written by first boot; its bcrypt hash is stored at statePath,
-//     after which the file is no longer read.
+//     and then the clear-text file is removed.
+//
+// The clear text must not outlive its hash: a first password file that is
+// still there while statePath holds a hash is removed too, and one that
+// cannot be removed (a read-only place) is an error that says to remove it
+// or to take admin_password_file out of sand.yaml. Both files are read
+// through appliance.ReadSecret: one open to other users is refused.
 //
 // With none of them it returns nil and no error: the UI then refuses every
 // login and says how to set a password.
@@ -64,7 +71,7 @@ func OpenAccount(statePath, configHash, firstPasswordFile string) (*Account, err
 	if configHash != "" {
 		return NewAccount(configHash)
 	}
-	data, err := os.ReadFile(statePath)
+	data, err := appliance.ReadSecret(statePath)
 	switch {
 	case err == nil:
 		a, err := NewAccount(string(data))
@@ -72,13 +79,16 @@ func OpenAccount(statePath, configHash, firstPasswordFile string) (*Account, err
 			return nil, fmt.Errorf("read admin password %s: %w", statePath, err)
 		}
 		a.path = statePath
+		if err := removeFirstPassword(firstPasswordFile, statePath); err != nil {
+			return nil, err
+		}
 		return a, nil
 	case !errors.Is(err, fs.ErrNotExist):
 		return nil, fmt.Errorf("read admin password: %w", err)
 	case firstPasswordFile == "":
 		return nil, nil
 	}
-	first, err := os.ReadFile(firstPasswordFile)
+	first, err := appliance.ReadSecret(firstPasswordFile)
 	if err != nil {
 		return nil, fmt.Errorf("read admin_password_file: %w", err)
 	}
@@ -90,7 +100,31 @@ func OpenAccount(statePath, configHash, firstPasswordFile string) (*Account, err
 	if err := a.set(password); err != nil {
 		return nil, err
 	}
+	if err := removeFirstPassword(firstPasswordFile, statePath); err != nil {
+		return nil, err
+	}
 	return a, nil
+}
+
+// removeFirstPassword removes the clear-text first password once its hash
+// is kept at statePath ("" or a file already gone: nothing to do). The
+// directory is synced so the removal survives a power loss.
+func removeFirstPassword(path, statePath string) error {
+	if path == "" {
+		return nil
+	}
+	err := os.Remove(path)
+	switch {
+	case err == nil:
+		if d, err := os.Open(filepath.Dir(path)); err == nil {
+			d.Sync()
+			d.Close()
+		}
+		return nil
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	}
+	return fmt.Errorf("the admin password's hash is kept in %s, but the clear-text first password %s could not be removed (%w): remove it, or take admin_password_file out of sand.yaml", statePath, path, err)
 }
 
 // checkPassword says what is wrong with a new password.
