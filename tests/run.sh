@@ -35,6 +35,7 @@ tier gofmt gofmt_clean
 tier vet vet_all
 tier unit go test -count=1 ./...
 tier netns go test -count=1 -tags netns -timeout 20m -v ./tests/netns/ ./iscsi/tgt/
+tier security go test -count=1 -tags netns -timeout 20m -v ./tests/security/
 tier vm go test -count=1 -tags vm -timeout 45m -v ./tests/vm/
 tier bench go test -count=1 -tags netns -timeout 20m -run '^$' -bench . -benchtime 1x -v ./tests/bench/
 tier vm-bench go test -count=1 -tags vm -timeout 45m -run '^$' -bench . -benchtime 1x -v ./tests/vm/
