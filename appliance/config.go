@@ -17,8 +17,10 @@ import (
 type Config struct {
 	// Name of this box, e.g. san1.
 	Name string `mapstructure:"name"`
-	// Listen is the API and UI address.
+	// Listen is the API and UI address: HTTPS (see TLS).
 	Listen string `mapstructure:"listen"`
+	// TLS: the API's certificate and the plain-HTTP redirect.
+	TLS TLSConfig `mapstructure:",squash"`
 	// Portal is the iSCSI portal address (ip or ip:port): the box's own
 	// address when standalone, the VIP in a pair.
 	Portal string `mapstructure:"portal"`
@@ -82,7 +84,8 @@ type TargetConfig struct {
 func DefaultConfig() Config {
 	return Config{
 		Name:     "san1",
-		Listen:   ":7480",
+		Listen:   DefaultListen,
+		TLS:      defaultTLS(),
 		BaseIQN:  "iqn.2026-11.org.sand-appliance",
 		StateDir: "/var/lib/sand",
 		Pool:     PoolConfig{Kind: "lvm", VG: "sand", ThinPool: "pool", Dir: "/var/lib/sand/pool"},
@@ -165,6 +168,9 @@ func (c Config) Validate() error {
 		}
 	default:
 		return fmt.Errorf("config target.driver %q is unknown: use tgt or lio", c.Target.Driver)
+	}
+	if err := c.validateTLS(); err != nil {
+		return err
 	}
 	return c.validatePair()
 }

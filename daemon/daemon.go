@@ -21,6 +21,7 @@ import (
 	"github.com/sand-appliance/sand/events"
 	"github.com/sand-appliance/sand/pair"
 	"github.com/sand-appliance/sand/ui"
+	"github.com/sand-appliance/sand/ui/cert"
 )
 
 // Run serves the box described by cfg until ctx ends.
@@ -54,7 +55,11 @@ func Run(ctx context.Context, cfg appliance.Config, log *slog.Logger) (err error
 		return err
 	}
 	box := appliance.NewBox(cfg, p, driver, log)
-	opts := ui.Options{Token: token, MonitorToken: monitor, Logger: log, SecureCookies: cfg.SecureCookies, Volumes: p.List}
+	certs, err := openCerts(cfg, box.Active, log)
+	if err != nil {
+		return err
+	}
+	opts := ui.Options{Token: token, MonitorToken: monitor, Logger: log, TLS: certs, Volumes: p.List}
 	// stop ends what serves: the pair hands over to the peer before the
 	// API closes (DRBD's handlers reach this box through the API).
 	stop := func() error {
@@ -98,7 +103,7 @@ func Run(ctx context.Context, cfg appliance.Config, log *slog.Logger) (err error
 		return err
 	}
 	log.Info("sand serving", "name", cfg.Name, "portal", portal.String(), "driver", cfg.Target.Driver, "pool", cfg.Pool.Kind)
-	return serveAPI(ctx, cfg, handler, log, stop)
+	return serveAPI(ctx, cfg, handler, certs, log, stop)
 }
 
 // startPair builds the pair runtime and starts it; a pair that failed to
@@ -122,21 +127,43 @@ func startPair(ctx context.Context, cfg appliance.Config, box *appliance.Box, lo
 	return pr, pr.Start(ctx)
 }
 
-// serveAPI serves the API and UI on cfg.Listen until ctx ends or serving
-// fails, then runs stop and closes the API.
-func serveAPI(ctx context.Context, cfg appliance.Config, handler http.Handler, log *slog.Logger, stop func() error) error {
+// serveAPI serves the API and UI over HTTPS on cfg.Listen, and the
+// redirect to it on cfg.TLS.HTTPRedirect, until ctx ends or serving fails,
+// then runs stop and closes both.
+func serveAPI(ctx context.Context, cfg appliance.Config, handler http.Handler, certs *cert.Store, log *slog.Logger, stop func() error) error {
+	port, err := cfg.ListenPort()
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen for the API on %s: %w", cfg.Listen, err)
 	}
-	srv := ui.NewServer(handler, log)
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	log.Info("API listening", "addr", ln.Addr().String())
+	servers := []*http.Server{ui.NewServer(handler, log)}
+	servers[0].TLSConfig = certs.TLSConfig()
+	served := make(chan error, 2)
+	go func() { served <- servers[0].ServeTLS(ln, "", "") }()
+	redirect := "none"
+	if cfg.TLS.HTTPRedirect != "" {
+		rln, err := net.Listen("tcp", cfg.TLS.HTTPRedirect)
+		if err != nil {
+			servers[0].Close()
+			<-served
+			return fmt.Errorf("listen for the HTTP redirect on %s: %w (set http_redirect to another port, or empty for none)", cfg.TLS.HTTPRedirect, err)
+		}
+		servers = append(servers, ui.NewRedirectServer(port, log))
+		go func() { served <- servers[1].Serve(rln) }()
+		redirect = rln.Addr().String()
+	}
+	box := certs.Box().Leaf
+	log.Info("API and web UI listening over HTTPS", "addr", ln.Addr().String(), "http_redirect", redirect,
+		"fingerprint", cert.Fingerprint(box.Raw), "fingerprint_hex", cert.HexFingerprint(box.Raw), "names", cert.SANs(box))
 	// Ready only now that the first reconcile is done.
 	daemon.SdNotify(false, daemon.SdNotifyReady)
+	running := len(servers)
 	select {
 	case err = <-served:
+		running--
 		err = fmt.Errorf("serve API: %w", err)
 	case <-ctx.Done():
 	}
@@ -144,9 +171,13 @@ func serveAPI(ctx context.Context, cfg appliance.Config, handler http.Handler, l
 	err = errors.Join(err, stop())
 	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if serr := srv.Shutdown(shutdown); serr != nil && !errors.Is(serr, http.ErrServerClosed) {
-		err = errors.Join(err, fmt.Errorf("shut down API: %w", serr))
+	for _, srv := range servers {
+		if serr := srv.Shutdown(shutdown); serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+			err = errors.Join(err, fmt.Errorf("shut down API: %w", serr))
+		}
 	}
-	<-served
+	for ; running > 0; running-- {
+		<-served
+	}
 	return err
 }

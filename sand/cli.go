@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 	"text/tabwriter"
 
@@ -15,17 +16,25 @@ import (
 
 // apiFlags are the flags of every command that talks to a daemon.
 type apiFlags struct {
-	url, token, tokenFile, output string
+	url, token, tokenFile, output   string
+	caFile, fingerprint, knownHosts string
 }
 
 func addAPIFlags(cmd *cobra.Command, f *apiFlags) {
-	cmd.PersistentFlags().StringVar(&f.url, "api", "", "sand API URL (default: $SAND_API, else http://127.0.0.1:<port of listen in sand.yaml>)")
+	cmd.PersistentFlags().StringVar(&f.url, "api", "", "sand API URL, https://HOST:PORT (default: $SAND_API, else this box's own API from sand.yaml)")
 	cmd.PersistentFlags().StringVar(&f.token, "token", "", "API token (default: $SAND_API_TOKEN, else the one in sand.yaml)")
 	cmd.PersistentFlags().StringVar(&f.tokenFile, "token-file", "", "file holding the API token")
 	cmd.PersistentFlags().StringVarP(&f.output, "output", "o", "text", "output format: text or json")
+	cmd.PersistentFlags().StringVar(&f.fingerprint, "trust-fingerprint", "", "trust the server's certificate with this SHA-256 fingerprint and remember it (default: $SAND_TRUST_FINGERPRINT)")
+	cmd.PersistentFlags().StringVar(&f.caFile, "ca-file", "", "trust the CAs in this PEM file instead, checking names as browsers do (default: $SAND_CA_FILE)")
+	cmd.PersistentFlags().StringVar(&f.knownHosts, "known-hosts", "", "file of trusted certificates (default: $SAND_KNOWN_HOSTS, else ~/.config/sand/known_hosts)")
 }
 
-// client builds an API client from flags, env and sand.yaml, in that order.
+// client builds an API client from flags, env and sand.yaml, in that order,
+// trusting the server's certificate as client.ResolveTrust decides: the
+// box's own certificate file when it talks to its own box (DRBD's handlers
+// do), else a CA file, a fingerprint given, known_hosts, or the admin's
+// answer.
 func (e *env) client(f *apiFlags) (*client.Client, error) {
 	if f.output != "text" && f.output != "json" {
 		return nil, fmt.Errorf("--output %q is unknown: use text or json", f.output)
@@ -34,13 +43,22 @@ func (e *env) client(f *apiFlags) (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	url := firstNonEmpty(f.url, e.v.GetString("api"))
-	if url == "" {
-		_, port, err := net.SplitHostPort(cfg.Listen)
+	raw := firstNonEmpty(f.url, e.v.GetString("api"))
+	local := ""
+	if raw == "" {
+		port, err := cfg.ListenPort()
 		if err != nil {
-			return nil, fmt.Errorf("derive API address from listen %q: %w (or give --api)", cfg.Listen, err)
+			return nil, fmt.Errorf("derive API address: %w (or give --api)", err)
 		}
-		url = "http://" + net.JoinHostPort("127.0.0.1", port)
+		host, _, _ := net.SplitHostPort(cfg.Listen)
+		if a, err := netip.ParseAddr(host); err != nil || a.IsUnspecified() {
+			host = "127.0.0.1"
+		}
+		raw, local = "https://"+net.JoinHostPort(host, port), cfg.TLS.CertFile
+	}
+	base, addr, err := client.APIURL(raw)
+	if err != nil {
+		return nil, err
 	}
 	token := firstNonEmpty(f.token, e.v.GetString("api_token"))
 	if f.tokenFile != "" {
@@ -55,7 +73,25 @@ func (e *env) client(f *apiFlags) (*client.Client, error) {
 	if token == "" {
 		return nil, fmt.Errorf("no API token: give --token, --token-file or SAND_API_TOKEN")
 	}
-	return client.New(url, token), nil
+	o := client.TrustOptions{
+		Addr: addr, LocalCert: local,
+		CAFile:      firstNonEmpty(f.caFile, e.v.GetString("ca_file")),
+		Fingerprint: firstNonEmpty(f.fingerprint, e.v.GetString("trust_fingerprint")),
+		KnownHosts:  firstNonEmpty(f.knownHosts, e.v.GetString("known_hosts")),
+	}
+	if o.KnownHosts == "" {
+		if o.KnownHosts, err = client.DefaultKnownHostsPath(); err != nil {
+			return nil, err
+		}
+	}
+	if e.interactive {
+		o.Ask = client.Prompt(e.stdin, e.stderr, o.KnownHosts)
+	}
+	trust, err := client.ResolveTrust(e.ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	return client.NewTrusted(base, token, trust)
 }
 
 func firstNonEmpty(s ...string) string {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -20,14 +21,19 @@ const defaultConfigFile = "/etc/sand/sand.yaml"
 
 // env carries what every command needs: its output streams and the config.
 type env struct {
+	ctx            context.Context
 	stdout, stderr io.Writer
-	v              *viper.Viper
-	configFile     string
-	logLevel       string
+	// stdin answers the CLI's question about a certificate seen for the
+	// first time, when it is a terminal (interactive).
+	stdin       io.Reader
+	interactive bool
+	v           *viper.Viper
+	configFile  string
+	logLevel    string
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	e := &env{stdout: stdout, stderr: stderr, v: viper.New()}
+	e := &env{ctx: ctx, stdout: stdout, stderr: stderr, stdin: os.Stdin, interactive: isTerminal(os.Stdin), v: viper.New()}
 	root := &cobra.Command{
 		Use:           "sand",
 		Short:         "sand: a two-box highly available iSCSI SAN for Xen",
@@ -42,6 +48,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.AddCommand(serveCmd(e), lunCmd(e), groupCmd(e), statusCmd(e), targetCmd(e), importCmd(e), witnessCmd(e))
 	root.AddCommand(pairCmds(e)...)
 	root.AddCommand(handlerCmds(e)...)
+	root.AddCommand(tlsCmd(e))
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(stderr, "sand:", err)
 		var ee *exitError
@@ -89,6 +96,9 @@ func configKeys() map[string]any {
 func (e *env) loadConfig(flags map[string]*pflag.Flag) (appliance.Config, error) {
 	v := e.v
 	for k, d := range configKeys() {
+		v.SetDefault(k, d)
+	}
+	for k, d := range tlsConfigKeys() {
 		v.SetDefault(k, d)
 	}
 	v.SetEnvPrefix("SAND")

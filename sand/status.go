@@ -30,10 +30,15 @@ func statusCmd(e *env) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("read pair state: %w", err)
 			}
+			v, err := c.TLS(cmd.Context())
+			if err != nil {
+				return fmt.Errorf("read the certificates: %w", err)
+			}
 			out := struct {
 				Box  appliance.Status `json:"box"`
 				Pair ui.PairView      `json:"pair"`
-			}{s, p}
+				TLS  tlsView          `json:"tls"`
+			}{s, p, v}
 			return e.print(f, out, func(w *tabwriter.Writer) {
 				fmt.Fprintf(w, "box:\t%s (%s)\n", s.Name, s.Role)
 				fmt.Fprintf(w, "portal:\t%s\n", s.Portal)
@@ -47,6 +52,7 @@ func statusCmd(e *env) *cobra.Command {
 					fmt.Fprintf(w, "problem:\t%s\n", p)
 				}
 				showPair(w, p)
+				showTLS(w, v, c.PeerFingerprint())
 			})
 		},
 	}

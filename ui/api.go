@@ -49,10 +49,10 @@ type Options struct {
 	// Admin is the web UI's admin account (see OpenAccount); nil refuses
 	// every login and the login page says how to set a password.
 	Admin *Account
-	// SecureCookies marks the session cookie Secure on plain-HTTP requests
-	// too: set it when a TLS proxy fronts sand. Requests that arrive over
-	// TLS always get Secure cookies; a plain-HTTP lab works without it.
-	SecureCookies bool
+	// TLS shows and replaces the API's certificates (GET and POST
+	// /api/v1/tls, the UI's certificate page); nil answers that there is
+	// none.
+	TLS TLS
 	// Pair reports and drives the pair; nil on a standalone box.
 	Pair Pair
 	// Volumes lists the pool's volumes, for the space each thin LUN uses;
@@ -89,7 +89,7 @@ func New(box *appliance.Box, opts Options) (http.Handler, error) {
 	if err := r.SetTrustedProxies(nil); err != nil {
 		return nil, fmt.Errorf("serve API: %w", err)
 	}
-	r.Use(gin.Recovery(), requestLog(opts.Logger), limitBody)
+	r.Use(gin.Recovery(), hsts, requestLog(opts.Logger), limitBody)
 	r.HandleMethodNotAllowed = true
 	r.NoRoute(func(c *gin.Context) {
 		if isUIPath(c.Request.URL.Path) {
@@ -103,7 +103,7 @@ func New(box *appliance.Box, opts Options) (http.Handler, error) {
 	})
 	r.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") })
 
-	a := &api{box: box, pair: opts.Pair, volumes: opts.Volumes}
+	a := &api{box: box, pair: opts.Pair, volumes: opts.Volumes, tls: opts.TLS}
 	au := newAuth(opts)
 	v1 := r.Group("/api/v1", au.api)
 	v1.GET("/status", a.status)
@@ -127,6 +127,8 @@ func New(box *appliance.Box, opts Options) (http.Handler, error) {
 	v1.POST("/pair/resume", a.resume)
 	v1.POST("/pair/fence-peer", a.fencePeer)
 	v1.POST("/pair/split-brain", a.splitBrain)
+	v1.GET("/tls", a.tlsView)
+	v1.POST("/tls", a.tlsReplace)
 	r.GET("/metrics", au.api, metricsHandler(a))
 
 	w, err := newWeb(a, au, opts)
@@ -141,6 +143,7 @@ type api struct {
 	box     *appliance.Box
 	pair    Pair
 	volumes func(ctx context.Context) ([]pool.Volume, error)
+	tls     TLS
 }
 
 // LUNView is a LUN as the API shows it: the registry entry, its size in

@@ -30,28 +30,26 @@ type auth struct {
 	token []byte
 	// monitor is the read-only token's header value; nil when none is
 	// configured.
-	monitor       []byte
-	account       *Account
-	hasher        *hasher
-	sessions      *sessions
-	limiter       *loginLimiter
-	cop           *http.CrossOriginProtection
-	secureCookies bool
-	now           func() time.Time
-	log           *slog.Logger
+	monitor  []byte
+	account  *Account
+	hasher   *hasher
+	sessions *sessions
+	limiter  *loginLimiter
+	cop      *http.CrossOriginProtection
+	now      func() time.Time
+	log      *slog.Logger
 }
 
 func newAuth(opts Options) *auth {
 	au := &auth{
-		token:         []byte("Bearer " + opts.Token),
-		account:       opts.Admin,
-		hasher:        newHasher(maxHashing, maxHashWaiting, hashWait),
-		sessions:      newSessions(opts.Now),
-		limiter:       newLoginLimiter(opts.Now),
-		cop:           http.NewCrossOriginProtection(),
-		secureCookies: opts.SecureCookies,
-		now:           opts.Now,
-		log:           opts.Logger,
+		token:    []byte("Bearer " + opts.Token),
+		account:  opts.Admin,
+		hasher:   newHasher(maxHashing, maxHashWaiting, hashWait),
+		sessions: newSessions(opts.Now),
+		limiter:  newLoginLimiter(opts.Now),
+		cop:      http.NewCrossOriginProtection(),
+		now:      opts.Now,
+		log:      opts.Logger,
 	}
 	if opts.MonitorToken != "" {
 		au.monitor = []byte("Bearer " + opts.MonitorToken)
@@ -74,6 +72,7 @@ var monitorRoutes = map[string]bool{
 	"GET /api/v1/initiator-groups/:name": true,
 	"GET /api/v1/events":                 true,
 	"GET /api/v1/pair":                   true,
+	"GET /api/v1/tls":                    true,
 }
 
 // unsafeMethod reports whether a request may change something.
@@ -145,17 +144,13 @@ func (au *auth) checkCSRF(r *http.Request, sess session, token string) error {
 	return nil
 }
 
-// secure reports whether cookies for this request get the Secure flag:
-// when it came over TLS, or when the config says a TLS proxy fronts sand.
-// A plain-HTTP lab keeps working: a Secure cookie would never come back.
-func (au *auth) secure(r *http.Request) bool { return r.TLS != nil || au.secureCookies }
-
-// setCookie sets an HttpOnly, SameSite=Strict cookie; maxAge < 0 deletes
-// it, 0 makes it last until the browser closes.
+// setCookie sets a Secure, HttpOnly, SameSite=Strict cookie (sand
+// answers over HTTPS only, so a browser never sends it in clear); maxAge
+// < 0 deletes it, 0 makes it last until the browser closes.
 func (au *auth) setCookie(c *gin.Context, name, value, path string, maxAge int) {
 	http.SetCookie(c.Writer, &http.Cookie{
 		Name: name, Value: value, Path: path, MaxAge: maxAge,
-		HttpOnly: true, Secure: au.secure(c.Request), SameSite: http.SameSiteStrictMode,
+		HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode,
 	})
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/sand-appliance/sand/appliance"
 	"github.com/sand-appliance/sand/events"
 	"github.com/sand-appliance/sand/iscsi"
+	"github.com/sand-appliance/sand/ui/cert"
 )
 
 // The pages are html/template files and the assets plain CSS and
@@ -35,7 +36,7 @@ var content embed.FS
 // Pages of the web UI, by template file (templates/NAME.html).
 var pageNames = []string{
 	"login", "home", "luns", "lun_new", "lun", "lun_delete", "groups", "group", "group_delete",
-	"events", "account", "message",
+	"events", "account", "message", "tls",
 }
 
 // web serves the pages under /ui/. It reads through the same api as the
@@ -91,6 +92,7 @@ func newWeb(a *api, au *auth, opts Options) (*web, error) {
 		"deref":    func(p *int64) int64 { return *p },
 		"derefInt": func(p *int) int { return *p },
 		"args":     func(f *form, name string) fieldArgs { return fieldArgs{F: f, Name: name} },
+		"certArgs": func(id string, in cert.Info) certArgs { return certArgs{ID: id, Info: in} },
 		"sizeField": func(f *form, label, hint string) sizeArgs {
 			return sizeArgs{F: f, Label: label, Hint: hint}
 		},
@@ -110,6 +112,12 @@ func newWeb(a *api, au *auth, opts Options) (*web, error) {
 type fieldArgs struct {
 	F    *form
 	Name string
+}
+
+// certArgs carry a certificate into the cert partial.
+type certArgs struct {
+	ID   string
+	Info cert.Info
 }
 
 type sizeArgs struct {
@@ -154,6 +162,8 @@ func (w *web) routes(r *gin.Engine) {
 	ui.POST("/ui/pair/resume", w.pairAction("resume"))
 	ui.GET("/ui/account", w.accountPage)
 	ui.POST("/ui/account/password", w.changePassword)
+	ui.GET("/ui/tls", w.tlsPage)
+	ui.POST("/ui/tls", w.tlsUpload)
 }
 
 // requireSession lets only logged-in browsers through; their changes must

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -25,6 +26,7 @@ import (
 	"github.com/sand-appliance/sand/appliance/pool/file"
 	"github.com/sand-appliance/sand/events"
 	"github.com/sand-appliance/sand/iscsi"
+	"github.com/sand-appliance/sand/ui/cert"
 )
 
 // Hashing at bcrypt's real cost takes a good part of a second here; the
@@ -81,6 +83,7 @@ type webFixture struct {
 	pool   *file.Pool
 	driver *sessionDriver
 	clock  *clock
+	certs  *cert.Store
 	// cookie is the session cookie after login; csrf its token.
 	cookie *http.Cookie
 	csrf   string
@@ -112,7 +115,14 @@ func newWebFixture(t *testing.T, mod ...func(*Options)) *webFixture {
 		t.Fatal(err)
 	}
 	clk := &clock{t: time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)}
-	opts := Options{Token: webToken, Logger: log, Admin: admin, Volumes: p.List, Now: clk.now}
+	certs, err := cert.Open(cert.Options{
+		Box:   cert.Files{Cert: filepath.Join(dir, "tls", "cert.pem"), Key: filepath.Join(dir, "tls", "key.pem")},
+		BoxID: webBoxID, Log: log,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := Options{Token: webToken, Logger: log, Admin: admin, Volumes: p.List, Now: clk.now, TLS: certs}
 	for _, m := range mod {
 		m(&opts)
 	}
@@ -120,8 +130,11 @@ func newWebFixture(t *testing.T, mod ...func(*Options)) *webFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &webFixture{t: t, engine: h.(*gin.Engine), box: box, cfg: cfg, pool: p, driver: d, clock: clk}
+	return &webFixture{t: t, engine: h.(*gin.Engine), box: box, cfg: cfg, pool: p, driver: d, clock: clk, certs: certs}
 }
+
+// webBoxID is what the fixture box's certificate names.
+var webBoxID = cert.Identity{Names: []string{"san1"}, Addrs: []netip.Addr{netip.MustParseAddr("10.0.0.11")}}
 
 // request is one HTTP request to the fixture.
 type request struct {
@@ -397,22 +410,23 @@ func TestLoginSessionAndLogout(t *testing.T) {
 	}
 	f.login()
 	c := f.cookie
-	if !c.HttpOnly || c.SameSite != http.SameSiteStrictMode || c.Secure || c.Path != "/" {
-		t.Errorf("session cookie over plain HTTP: %+v", c)
+	// sand answers over HTTPS only: every cookie is Secure, even on a
+	// request that (in this test) did not come over TLS.
+	if !c.HttpOnly || c.SameSite != http.SameSiteStrictMode || !c.Secure || c.Path != "/" {
+		t.Errorf("session cookie: %+v", c)
 	}
 	if rec := f.session("GET", "/ui/luns", nil); rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "There are no LUNs yet") {
 		t.Errorf("LUN page with session: %d %s", rec.Code, rec.Body)
 	}
-	// Over TLS, or with secure_cookies, the cookie is Secure.
+	// Over TLS the cookie is Secure, and the answer carries HSTS.
 	req := httptest.NewRequest("GET", "https://san1/ui/login", nil)
 	rec = httptest.NewRecorder()
 	f.engine.ServeHTTP(rec, req)
 	if lc := cookieNamed(rec, loginCookie); lc == nil || !lc.Secure || !lc.HttpOnly {
 		t.Errorf("login cookie over TLS: %+v", lc)
 	}
-	fs := newWebFixture(t, func(o *Options) { o.SecureCookies = true })
-	if lc := cookieNamed(fs.do(request{method: "GET", path: "/ui/login"}), loginCookie); lc == nil || !lc.Secure {
-		t.Errorf("login cookie with SecureCookies: %+v", lc)
+	if h := rec.Header().Get("Strict-Transport-Security"); h != "max-age=31536000" {
+		t.Errorf("HSTS over TLS: %q", h)
 	}
 	// Logging out ends the session on the server.
 	rec = f.session("POST", "/ui/logout", url.Values{})

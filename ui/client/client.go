@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/sand-appliance/sand/appliance"
@@ -18,18 +19,31 @@ import (
 	"github.com/sand-appliance/sand/events"
 	"github.com/sand-appliance/sand/iscsi"
 	"github.com/sand-appliance/sand/ui"
+	"github.com/sand-appliance/sand/ui/cert"
 )
 
-// Client calls one sand daemon.
+// Client calls one sand daemon, over HTTPS only: it never sends the token
+// in clear.
 type Client struct {
-	BaseURL string // e.g. http://10.0.0.11:7480
+	BaseURL string // e.g. https://10.0.0.11:7443
 	Token   string
 	HTTP    *http.Client
+	// peer is the fingerprint of the certificate the last answer came
+	// with.
+	peer atomic.Value
 }
 
-// New returns a client with a sane timeout.
+// New returns a client with a sane timeout that trusts the system's CAs;
+// NewTrusted pins a certificate or trusts other CAs.
 func New(baseURL, token string) *Client {
 	return &Client{BaseURL: strings.TrimRight(baseURL, "/"), Token: token, HTTP: &http.Client{Timeout: 2 * time.Minute}}
+}
+
+// PeerFingerprint is the fingerprint of the certificate the server showed
+// last, "" before any answer.
+func (c *Client) PeerFingerprint() string {
+	s, _ := c.peer.Load().(string)
+	return s
 }
 
 // APIError is an error answer from the daemon.
@@ -41,6 +55,9 @@ type APIError struct {
 func (e *APIError) Error() string { return fmt.Sprintf("%s (HTTP %d)", e.Message, e.Status) }
 
 func (c *Client) do(ctx context.Context, method, path string, body io.Reader, contentType string, out any) error {
+	if !strings.HasPrefix(c.BaseURL, "https://") {
+		return fmt.Errorf("refusing to call %s: the sand API answers over HTTPS only (https://HOST:7443), and the token must not cross the network in clear", c.BaseURL)
+	}
 	req, err := http.NewRequestWithContext(ctx, method, c.BaseURL+path, body)
 	if err != nil {
 		return fmt.Errorf("build request %s %s: %w", method, path, err)
@@ -54,6 +71,9 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, co
 		return fmt.Errorf("call sand API: %w", err)
 	}
 	defer resp.Body.Close()
+	if resp.TLS != nil && len(resp.TLS.PeerCertificates) > 0 {
+		c.peer.Store(cert.Fingerprint(resp.TLS.PeerCertificates[0].Raw))
+	}
 	data, err := io.ReadAll(resp.Body)
 	if err != nil {
 		return fmt.Errorf("read answer of %s %s: %w", method, path, err)
@@ -203,4 +223,17 @@ func (c *Client) FencePeer(ctx context.Context) (drbd.FenceOutcome, error) {
 // SplitBrain reports DRBD's split brain to the local daemon.
 func (c *Client) SplitBrain(ctx context.Context) error {
 	return c.doJSON(ctx, http.MethodPost, "/api/v1/pair/split-brain", nil, nil)
+}
+
+// TLS shows the box's and the pair's certificates.
+func (c *Client) TLS(ctx context.Context) (cert.View, error) {
+	var v cert.View
+	return v, c.doJSON(ctx, http.MethodGet, "/api/v1/tls", nil, &v)
+}
+
+// ReplaceTLS puts a certificate and its key (PEM) in place of the box's
+// (scope cert.ScopeBox) or the pair's (cert.ScopePair).
+func (c *Client) ReplaceTLS(ctx context.Context, scope string, certPEM, keyPEM []byte) (cert.View, error) {
+	var v cert.View
+	return v, c.doJSON(ctx, http.MethodPost, "/api/v1/tls", ui.TLSRequest{Scope: scope, Cert: string(certPEM), Key: string(keyPEM)}, &v)
 }
