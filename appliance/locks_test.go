@@ -339,7 +339,7 @@ func TestBoxIsSafeForConcurrentUse(t *testing.T) {
 			tb.Groups()
 			tb.Status(ctx)
 			tb.TargetConfig()
-			tb.Import(ctx, []byte("Target iqn.2026-11.org.example:x\n\tLun 0 Path=/dev/null,Type=fileio\n"), "", true)
+			tb.Import(ctx, ImportRequest{Conf: []byte("Target iqn.2026-11.org.example:x\n\t#sand: lun 0 size=1048576\n\tLun 0 Path=/dev/null,Type=fileio\n"), DryRun: true})
 		}
 	})
 	writers.Wait()

@@ -47,10 +47,12 @@ type LUN struct {
 	// Group names the initiator group allowed to see the LUN; empty means
 	// no initiator can.
 	Group string `json:"group,omitempty"`
-	// Path is set for LUNs imported from an existing configuration whose
-	// backing store the pool does not own; empty for pool volumes.
-	Path string `json:"path,omitempty"`
-	// Type is the imported LUN's IET Type; pool volumes use the pool's.
+	// Path and Type are kept as an older sand's import wrote them: it
+	// exported the imported file's Path= as given. Nothing sets them now,
+	// and a LUN whose Path is not its pool volume is not exported
+	// (volumePath); every LUN is exported from its pool volume, of the
+	// pool's type.
+	Path    string       `json:"path,omitempty"`
 	Type    iscsi.IOType `json:"type,omitempty"`
 	Created time.Time    `json:"created"`
 }
@@ -284,11 +286,17 @@ func (g InitiatorGroup) validate(strict bool) error {
 
 // TargetGroup derives what the target driver must export: one target per
 // distinct LUN.Target, each LUN at its number, access from the LUN's group.
-// path maps a pool LUN to its backing store.
+// path is the pool's Path: each LUN is exported from its pool volume, of
+// the pool's ioType, through volumePath; a LUN that volumePath refuses is
+// left out (Box.reconcile reports it).
 func (r *Registry) TargetGroup(portals []string, ioType iscsi.IOType, path func(name string) string) iscsi.TargetGroup {
 	tg := iscsi.TargetGroup{Portals: slices.Clone(portals)}
 	index := map[string]int{}
 	for _, l := range r.LUNs {
+		backing, err := volumePath(l, path)
+		if err != nil {
+			continue
+		}
 		i, ok := index[l.Target]
 		if !ok {
 			i = len(tg.Targets)
@@ -302,14 +310,8 @@ func (r *Registry) TargetGroup(portals []string, ioType iscsi.IOType, path func(
 			tg.Targets = append(tg.Targets, t)
 		}
 		lu := iscsi.LogicalUnit{
-			Number: l.Number, Name: l.Name, Path: l.Path, Type: ioType,
+			Number: l.Number, Name: l.Name, Path: backing, Type: ioType,
 			Size: l.Size, Serial: l.Serial, NAA: l.NAA,
-		}
-		if lu.Path == "" {
-			lu.Path = path(l.Name)
-		}
-		if l.Type != "" {
-			lu.Type = l.Type
 		}
 		tg.Targets[i].LUNs = append(tg.Targets[i].LUNs, lu)
 	}

@@ -56,6 +56,11 @@ func (b *Box) Deactivate(ctx context.Context) error {
 	b.active.Store(false)
 	b.mu.Unlock()
 	b.poolChanges.Add(1)
+	// An import copying into new volumes lets go of them, so the pool can
+	// be deactivated; it finds the box not serving and commits nothing.
+	if err := b.copies.stop(); err != nil {
+		b.log.Error("deactivate box: stop imports", "err", err)
+	}
 	if err := b.driver.Stop(ctx); err != nil {
 		return fmt.Errorf("deactivate box: stop target: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/sand-appliance/sand/appliance"
 	"github.com/sand-appliance/sand/ui"
+	"github.com/sand-appliance/sand/ui/client"
 )
 
 func statusCmd(e *env) *cobra.Command {
@@ -87,12 +88,21 @@ func importCmd(e *env) *cobra.Command {
 	f := &apiFlags{}
 	var group string
 	var dryRun bool
+	var copyData []string
 	cmd := &cobra.Command{
 		Use:   "import ietd.conf FILE",
-		Short: "Turn an existing IET configuration into sand LUNs serving the same backing stores",
-		Long: "Reads an ietd.conf (as kept by classic Heartbeat + IET setups) and registers each Lun as a\n" +
-			"sand LUN under the same target IQN and serial. The backing stores stay yours: deleting an\n" +
-			"imported LUN never deletes its volume. Nothing changes if any entry is wrong.",
+		Short: "Turn an existing IET configuration into new sand LUNs, copying data only from paths you name",
+		Long: "Reads an ietd.conf (as kept by classic Heartbeat + IET setups, or as sand target prints it)\n" +
+			"and makes each Lun a new LUN in sand's pool under the same target IQN and serial, so\n" +
+			"initiators see the same disk. sand never exports the Path= of the file itself.\n\n" +
+			"A LUN's size is the file's own (the #sand: lun lines of files sand wrote). To copy an old\n" +
+			"LUN's data into its new LUN, name its Path= with --copy-data (once per LUN); the new LUN\n" +
+			"then takes the size of the data. sand opens only the paths named so, and only a block device\n" +
+			"under /dev or a regular file under /mnt, /media or /srv that the box does not use: devices\n" +
+			"under DRBD or LVM, mounted, swap or on the box's system disks are refused. The command waits\n" +
+			"for the copies; interrupting it stops them. Nothing changes if any entry is wrong.",
+		Example: "  sand import ietd.conf /root/old-ietd.conf --group xen-cluster --dry-run\n" +
+			"  sand import ietd.conf /root/old-ietd.conf --group xen-cluster --copy-data /dev/vg0/vm7",
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if args[0] != "ietd.conf" {
@@ -106,25 +116,33 @@ func importCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			luns, err := c.Import(cmd.Context(), conf, group, dryRun)
+			if len(copyData) > 0 && !dryRun && c.HTTP != nil {
+				c.HTTP.Timeout = 0 // a copy takes what it takes; Ctrl-C ends it
+			}
+			luns, err := c.ImportIETD(cmd.Context(), conf, client.ImportOptions{Group: group, DryRun: dryRun, CopyFrom: copyData})
 			if err != nil {
 				return fmt.Errorf("import %s: %w", args[1], err)
 			}
 			return e.print(f, luns, func(w *tabwriter.Writer) {
-				verb := "imported"
+				verb, copied := "imported", "copied from "
 				if dryRun {
-					verb = "would import"
+					verb, copied = "would import", "to copy from "
 				}
 				fmt.Fprintf(w, "%s %d LUNs\n", verb, len(luns))
-				fmt.Fprintln(w, "NAME\tSIZE\tTARGET\tLUN\tSERIAL\tBACKING STORE")
+				fmt.Fprintln(w, "NAME\tSIZE\tTARGET\tLUN\tSERIAL\tDATA")
 				for _, l := range luns {
-					fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\n", l.Name, l.SizeHuman, l.Target, l.Number, l.Serial, orDash(l.Path))
+					data := "none (new empty LUN)"
+					if l.CopiedFrom != "" {
+						data = copied + l.CopiedFrom
+					}
+					fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\n", l.Name, l.SizeHuman, l.Target, l.Number, l.Serial, data)
 				}
 			})
 		},
 	}
 	cmd.Flags().StringVar(&group, "group", "", "initiator group for the imported LUNs")
-	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "only show what would be imported")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "only show what would be imported (opens only the --copy-data paths, to check them)")
+	cmd.Flags().StringArrayVar(&copyData, "copy-data", nil, "copy the data of this Path= of the file into its new LUN (repeat per LUN)")
 	addAPIFlags(cmd, f)
 	return cmd
 }

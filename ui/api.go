@@ -509,23 +509,54 @@ func (a *api) doDeleteGroup(ctx context.Context, name string) error {
 	return a.box.DeleteGroup(ctx, name)
 }
 
+// ImportView is one LUN an import made (or, in a dry run, would make):
+// the LUN as the API shows it, and the path its data was copied from.
+type ImportView struct {
+	LUNView
+	CopiedFrom string `json:"copied_from,omitempty"`
+}
+
 // importIETD takes an ietd.conf as the request body; ?group= names the
-// initiator group for the imported LUNs and ?dry_run=true only reports.
+// initiator group of the new LUNs, ?dry_run=true only reports, and each
+// ?copy_from=PATH names a Path= of the file whose data is copied into its
+// new LUN (appliance.ImportRequest). A copy lasts as long as the data
+// takes: once the body is read, the server's time limits are lifted for
+// this request, and the copy stops (changing nothing) if the client goes
+// away.
 func (a *api) importIETD(c *gin.Context) {
 	data, err := io.ReadAll(c.Request.Body)
 	if err != nil {
 		failBody(c, err)
 		return
 	}
-	dry := c.Query("dry_run") == "true"
-	luns, err := a.box.Import(c.Request.Context(), data, c.Query("group"), dry)
+	req := appliance.ImportRequest{
+		Conf: data, Group: c.Query("group"), DryRun: c.Query("dry_run") == "true",
+		CopyFrom: c.QueryArray("copy_from"),
+	}
+	if len(req.CopyFrom) > 0 && !req.DryRun {
+		// Without this a copy longer than the write limit would finish
+		// and commit, and its client would get no answer.
+		rc := http.NewResponseController(c.Writer)
+		if err := errors.Join(rc.SetReadDeadline(time.Time{}), rc.SetWriteDeadline(time.Time{})); err != nil && !errors.Is(err, http.ErrNotSupported) {
+			failErr(c, fmt.Errorf("lift the time limits for a copy: %w", err))
+			return
+		}
+	}
+	items, err := a.box.Import(c.Request.Context(), req)
 	if err != nil {
 		failErr(c, err)
 		return
 	}
-	views := a.views(c.Request.Context(), luns...)
+	luns := make([]appliance.LUN, len(items))
+	for i, it := range items {
+		luns[i] = it.LUN
+	}
+	views := make([]ImportView, len(items))
+	for i, v := range a.views(c.Request.Context(), luns...) {
+		views[i] = ImportView{LUNView: v, CopiedFrom: items[i].CopiedFrom}
+	}
 	status := http.StatusCreated
-	if dry {
+	if req.DryRun {
 		status = http.StatusOK
 	}
 	c.JSON(status, views)
