@@ -67,7 +67,9 @@ const refPrefix = "@"
 // Portable rewrites devs (in creation order: a device after every device
 // its table uses) so that each table names the devices of the set it
 // stacks on ("@name") instead of their numbers. A number outside the set
-// (the physical volume under them) stays as it is; Replay checks it.
+// (the physical volume under them) stays as it is; Replay checks it. Only
+// the fields a target's grammar says are devices are rewritten (see
+// parseParams); a table sand would refuse to replay is refused here.
 func Portable(devs []Device) ([]Device, error) {
 	byDev := map[Dev]string{}
 	for _, d := range devs {
@@ -80,20 +82,25 @@ func Portable(devs []Device) ([]Device, error) {
 		out[i].Dev = Dev{}
 		out[i].Targets = make([]Target, len(d.Targets))
 		for j, t := range d.Targets {
-			fields := strings.Fields(t.Params)
-			for k, f := range fields {
-				dev, ok := ParseDev(f)
+			// The kernel ends some tables with a space (thin-pool's).
+			t.Params = strings.Join(strings.Fields(t.Params), " ")
+			l, err := parseParams(t)
+			if err != nil {
+				return nil, fmt.Errorf("device %s: %w", d.Name, err)
+			}
+			for _, k := range l.devs {
+				dev, ok := ParseDev(l.fields[k])
 				if !ok {
-					continue
+					return nil, fmt.Errorf("device %s: %s target names %q, not a device number", d.Name, t.Type, l.fields[k])
 				}
 				if name, ours := byDev[dev]; ours {
 					if !made[name] {
 						return nil, fmt.Errorf("device %s uses %s (%s), which comes later in the order", d.Name, name, dev)
 					}
-					fields[k] = refPrefix + name
+					l.fields[k] = refPrefix + name
 				}
 			}
-			t.Params = strings.Join(fields, " ")
+			t.Params = strings.Join(l.fields, " ")
 			out[i].Targets[j] = t
 		}
 		made[d.Name] = true
@@ -102,37 +109,66 @@ func Portable(devs []Device) ([]Device, error) {
 }
 
 // resolve turns a portable table back into device numbers: "@name" from
-// made (the devices created so far), other numbers only if external allows
-// them (the physical volume).
+// made (the devices created so far in this replay), a number only if
+// external allows it (the physical volume). Only the fields the target's
+// grammar says are devices are read; Check has vetted the rest.
 func resolve(t Target, made map[string]Dev, external func(Dev) bool) (Target, error) {
-	fields := strings.Fields(t.Params)
-	for k, f := range fields {
+	l, err := parseParams(t)
+	if err != nil {
+		return Target{}, err
+	}
+	for _, k := range l.devs {
+		f := l.fields[k]
 		if name, ok := strings.CutPrefix(f, refPrefix); ok {
 			dev, known := made[name]
 			if !known {
 				return Target{}, fmt.Errorf("%s target uses %s, which is not made yet", t.Type, name)
 			}
-			fields[k] = dev.String()
+			l.fields[k] = dev.String()
 			continue
 		}
-		if dev, ok := ParseDev(f); ok && !external(dev) {
-			return Target{}, fmt.Errorf("%s target uses device %s, which is neither in the record nor allowed", t.Type, dev)
+		dev, ok := ParseDev(f)
+		if !ok || !external(dev) {
+			return Target{}, fmt.Errorf("%s target uses device %s, which is neither in the record nor allowed", t.Type, f)
 		}
+		// The kernel reads the number it is given: write it plainly.
+		l.fields[k] = dev.String()
 	}
-	t.Params = strings.Join(fields, " ")
+	t.Params = strings.Join(l.fields, " ")
 	return t, nil
 }
 
+// CheckReplay is Check, and that each device field of the record names a
+// device made before it in the record or one external allows: Replay
+// runs it before it makes anything.
+func CheckReplay(devs []Device, external func(Dev) bool) error {
+	if err := Check(devs); err != nil {
+		return err
+	}
+	made := map[string]Dev{}
+	for i, d := range devs {
+		for _, t := range d.Targets {
+			if _, err := resolve(t, made, external); err != nil {
+				return fmt.Errorf("device %s: %w", d.Name, err)
+			}
+		}
+		made[d.Name] = Dev{Major: 0, Minor: uint32(i)} // a stand-in: only its presence counts
+	}
+	return nil
+}
+
 // Check validates a record before anything is made from it: names and
-// UUIDs that fit the kernel's fields, at least one target each, known
-// target types, contiguous targets.
+// UUIDs of LVM's characters that fit the kernel's fields, at least one
+// target each, contiguous targets, and tables only of the kinds LVM makes
+// for a thin pool on one physical volume, stacked only on devices made
+// before them in the record (see parseParams and checkTables).
 func Check(devs []Device) error {
 	seen := map[string]bool{}
 	for _, d := range devs {
 		switch {
-		case d.Name == "" || len(d.Name) >= nameLen || strings.ContainsAny(d.Name, "/\x00") || d.Name == "." || d.Name == "..":
-			return fmt.Errorf("device name %q is not a device-mapper name", d.Name)
-		case len(d.UUID) >= uuidLen || strings.ContainsRune(d.UUID, 0):
+		case !lvmName(d.Name) || len(d.Name) >= nameLen || d.Name == "." || d.Name == "..":
+			return fmt.Errorf("device name %q is not a device-mapper name LVM makes", d.Name)
+		case len(d.UUID) >= uuidLen || (d.UUID != "" && !lvmName(d.UUID)):
 			return fmt.Errorf("device %s: UUID %q does not fit", d.Name, d.UUID)
 		case seen[d.Name]:
 			return fmt.Errorf("device %s appears twice", d.Name)
@@ -142,9 +178,6 @@ func Check(devs []Device) error {
 		seen[d.Name] = true
 		var next uint64
 		for _, t := range d.Targets {
-			if !knownTypes[t.Type] {
-				return fmt.Errorf("device %s: target type %q is not one LVM makes for sand's pool", d.Name, t.Type)
-			}
 			if t.Start != next || t.Length == 0 {
 				return fmt.Errorf("device %s: target at sector %d (length %d) leaves a gap or overlaps", d.Name, t.Start, t.Length)
 			}
@@ -154,8 +187,5 @@ func Check(devs []Device) error {
 			next = t.Start + t.Length
 		}
 	}
-	return nil
+	return checkTables(devs)
 }
-
-// knownTypes are the targets LVM makes for linear volumes and thin pools.
-var knownTypes = map[string]bool{"linear": true, "striped": true, "thin-pool": true, "thin": true, "zero": true, "error": true}

@@ -80,7 +80,7 @@ func TestCheck(t *testing.T) {
 		{"long name", func(d []Device) []Device { d[0].Name = strings.Repeat("a", 128); return d }, "not a device-mapper name"},
 		{"twice", func(d []Device) []Device { return append(d, d[0]) }, "appears twice"},
 		{"no table", func(d []Device) []Device { d[1].Targets = nil; return d }, "has no table"},
-		{"foreign target", func(d []Device) []Device { d[1].Targets[0].Type = "crypt"; return d }, `"crypt" is not one LVM makes`},
+		{"foreign target", func(d []Device) []Device { d[1].Targets[0].Type = "crypt"; return d }, "not a target LVM makes"},
 		{"gap", func(d []Device) []Device { d[1].Targets[0].Start = 8; return d }, "gap or overlaps"},
 		{"NUL", func(d []Device) []Device { d[1].Targets[0].Params += "\x00"; return d }, "NUL"},
 	} {
@@ -199,5 +199,126 @@ func FuzzUnmarshalTable(f *testing.F) {
 	f.Add(make([]byte, headerSize))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_, _, _ = unmarshalTable(b)
+	})
+}
+
+// A record is the peer's message: whatever it says, a table may only be a
+// thin pool's, stacked on devices made before it in the same replay or on
+// the PV. Each forged record is refused before anything is made.
+func TestCheckReplayRefusesForgedTables(t *testing.T) {
+	pv := func(d Dev) bool { return d == Dev{147, 0} }
+	ok, err := Portable(lvmPool())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckReplay(ok, pv); err != nil {
+		t.Fatalf("LVM's own pool: %v", err)
+	}
+	table := func(dev int, typ, params string) func([]Device) []Device {
+		return func(d []Device) []Device { d[dev].Targets[0].Type, d[dev].Targets[0].Params = typ, params; return d }
+	}
+	for _, tc := range []struct {
+		name string
+		edit func([]Device) []Device
+		want string
+	}{
+		{"another device's number", table(0, "linear", "8:0 18432"), "neither in the record nor allowed"},
+		{"a device-mapper device of this box", table(0, "linear", "253:9 0"), "neither in the record nor allowed"},
+		{"a number in another spelling", table(0, "linear", "0x8:0 0"), "neither major:minor nor a device"},
+		{"a /dev path", table(0, "linear", "/dev/vda 0"), "holds a character no LVM table has"},
+		{"a /dev/mapper path", table(4, "thin", "/dev/mapper/sand-pool-tpool 1"), "holds a character no LVM table has"},
+		{"a relative path", table(0, "linear", "vda 0"), "neither major:minor nor a device"},
+		{"crypt", table(1, "crypt", "aes-xts-plain64 0 0 147:0 0"), "not a target LVM makes"},
+		{"zero", table(1, "zero", ""), "not a target LVM makes"},
+		{"error", table(1, "error", ""), "not a target LVM makes"},
+		{"striped", table(1, "striped", "2 128 147:0 0 8:0 0"), "not a target LVM makes"},
+		{"linear with an extra field", table(0, "linear", "147:0 18432 8:0"), "want <device> <offset>"},
+		{"linear offset not a number", table(0, "linear", "147:0 -1"), "not a number"},
+		{"thin with an external origin", table(4, "thin", "@sand-pool-tpool 1 8:0"), "no external origin"},
+		{"thin in a device that is not a pool", table(4, "thin", "@sand-pool_tdata 1"), "not a thin pool"},
+		{"thin naming a number", table(4, "thin", "253:2 1"), "names device 253:2 directly"},
+		{"thin in a pool made later", func(d []Device) []Device { d[2], d[4] = d[4], d[2]; return d }, "not made before it"},
+		{"thin pool on the PV itself", table(2, "thin-pool", "147:0 147:0 128 0 0"), "names device 147:0 directly"},
+		{"thin pool on a stacked device", table(2, "thin-pool", "@sand-pool_tmeta @sand-pool-tpool 128 0 0"), "not made before it"},
+		{"thin pool with an unknown feature", table(2, "thin-pool", "@sand-pool_tmeta @sand-pool_tdata 128 0 1 zero_me"), "unknown or repeated"},
+		{"thin pool announcing fewer features", table(2, "thin-pool", "@sand-pool_tmeta @sand-pool_tdata 128 0 0 skip_block_zeroing"), "0 features announced, 1 given"},
+		{"thin pool block size", table(2, "thin-pool", "@sand-pool_tmeta @sand-pool_tdata 100 0 0"), "multiple of 128"},
+		{"linear over a thin volume", func(d []Device) []Device {
+			return append(d, Device{Name: "sand-copy", UUID: "LVM-eeee", Targets: []Target{{0, 65536, "linear", "@sand-lun--guest 0"}}})
+		}, "not a thin pool"},
+		{"linear over a layer of the pool", table(3, "linear", "@sand-pool_tdata 0"), "not a thin pool"},
+		{"a reference to nothing", table(3, "linear", "@sand-root 0"), "not made before it"},
+		{"a tab between fields", table(0, "linear", "147:0\t18432"), "single spaces"},
+		{"a newline in a field", table(0, "linear", "147:0 18432\n"), "single spaces"},
+		{"a name outside LVM's characters", func(d []Device) []Device { d[0].Name = "sand-meta x"; return d }, "not a device-mapper name"},
+		{"a UUID outside LVM's characters", func(d []Device) []Device { d[0].UUID = "LVM-a/b"; return d }, "UUID"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			devs := make([]Device, len(ok))
+			for i, d := range ok {
+				devs[i] = d
+				devs[i].Targets = append([]Target(nil), d.Targets...)
+			}
+			if err := CheckReplay(tc.edit(devs), pv); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("CheckReplay = %v, want an error with %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// The recording side writes only what the replay side takes: the
+// kernel's trailing space goes, and a table sand would not replay is not
+// recorded at all.
+func TestPortableRefusesWhatReplayRefuses(t *testing.T) {
+	devs := lvmPool()
+	devs[2].Targets[0].Params += " "
+	p, err := Portable(devs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := p[2].Targets[0].Params; strings.HasSuffix(got, " ") {
+		t.Errorf("kept the kernel's trailing space: %q", got)
+	}
+	devs = lvmPool()
+	devs[1].Targets[0].Type, devs[1].Targets[0].Params = "crypt", "aes 0 0 147:0 0"
+	if _, err := Portable(devs); err == nil {
+		t.Error("recorded a crypt table")
+	}
+}
+
+func FuzzCheckReplay(f *testing.F) {
+	for _, d := range lvmPool() {
+		f.Add(d.Targets[0].Type, d.Targets[0].Params)
+	}
+	f.Add("linear", "/dev/sda 0")
+	pv := func(d Dev) bool { return d == Dev{147, 0} }
+	f.Fuzz(func(t *testing.T, typ, params string) {
+		devs, err := Portable(lvmPool())
+		if err != nil {
+			t.Fatal(err)
+		}
+		devs[3].Targets[0].Type, devs[3].Targets[0].Params = typ, params
+		if CheckReplay(devs, pv) != nil {
+			return
+		}
+		// Whatever passes names only the record's devices and the PV.
+		made := map[string]Dev{}
+		for i, d := range devs {
+			made[d.Name] = Dev{253, uint32(i)}
+		}
+		r, err := resolve(devs[3].Targets[0], made, pv)
+		if err != nil {
+			t.Fatalf("CheckReplay passed what resolve refuses: %v", err)
+		}
+		l, err := parseParams(r)
+		if err != nil {
+			t.Fatalf("resolved table does not parse: %v", err)
+		}
+		for _, k := range l.devs {
+			d, ok := ParseDev(l.fields[k])
+			if !ok || (d != Dev{147, 0} && d.Major != 253) {
+				t.Fatalf("resolved table names %q", l.fields[k])
+			}
+		}
 	})
 }

@@ -81,7 +81,7 @@ func (c *Control) Read(name string) (Device, error) {
 // says which device numbers outside the record a table may use (the
 // physical volume). On any error it removes what it made and says why.
 func (c *Control) Replay(devs []Device, external func(Dev) bool) error {
-	if err := Check(devs); err != nil {
+	if err := CheckReplay(devs, external); err != nil {
 		return err
 	}
 	made := map[string]Dev{}

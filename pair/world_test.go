@@ -156,18 +156,22 @@ func (w *world) Replay(ctx context.Context, a lvm.Activation, pv string) error {
 }
 
 // activeGroup is volume group sand as LVM activates it: metadata volume,
-// thin pool, one thin volume, all on the DRBD device 147:0.
+// thin pool (its metadata and data layers, the pool, LVM's read-only pool
+// device), one thin volume, all on the DRBD device 147:0.
 func activeGroup(t *testing.T) lvm.Activation {
 	t.Helper()
 	devs, err := dm.Portable([]dm.Device{
 		{Name: "sand-meta", UUID: "LVM-vgmeta", Dev: dm.Dev{Major: 253, Minor: 0}, Targets: []dm.Target{{Start: 0, Length: 8192, Type: "linear", Params: "147:0 2048"}}},
-		{Name: "sand-pool-tpool", UUID: "LVM-vgpool-tpool", Dev: dm.Dev{Major: 253, Minor: 1}, Targets: []dm.Target{{Start: 0, Length: 80000, Type: "thin-pool", Params: "147:0 147:0 128 0 0"}}},
-		{Name: "sand-lun--vm1", UUID: "LVM-vgvm1", Dev: dm.Dev{Major: 253, Minor: 2}, Targets: []dm.Target{{Start: 0, Length: 65536, Type: "thin", Params: "253:1 1"}}},
+		{Name: "sand-pool_tmeta", UUID: "LVM-vgtmeta", Dev: dm.Dev{Major: 253, Minor: 1}, Targets: []dm.Target{{Start: 0, Length: 8192, Type: "linear", Params: "147:0 10240"}}},
+		{Name: "sand-pool_tdata", UUID: "LVM-vgtdata", Dev: dm.Dev{Major: 253, Minor: 2}, Targets: []dm.Target{{Start: 0, Length: 80000, Type: "linear", Params: "147:0 18432"}}},
+		{Name: "sand-pool-tpool", UUID: "LVM-vgpool-tpool", Dev: dm.Dev{Major: 253, Minor: 3}, Targets: []dm.Target{{Start: 0, Length: 80000, Type: "thin-pool", Params: "253:1 253:2 128 0 1 skip_block_zeroing "}}},
+		{Name: "sand-pool", UUID: "LVM-vgpool-pool", Dev: dm.Dev{Major: 253, Minor: 4}, ReadOnly: true, Targets: []dm.Target{{Start: 0, Length: 80000, Type: "linear", Params: "253:3 0"}}},
+		{Name: "sand-lun--vm1", UUID: "LVM-vgvm1", Dev: dm.Dev{Major: 253, Minor: 5}, Targets: []dm.Target{{Start: 0, Length: 65536, Type: "thin", Params: "253:3 1"}}},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return lvm.Activation{VG: "sand", Devices: devs, Links: map[string]string{"meta": "sand-meta", "lun-vm1": "sand-lun--vm1"}}
+	return lvm.Activation{VG: "sand", Devices: devs, Links: map[string]string{"meta": "sand-meta", "pool": "sand-pool", "lun-vm1": "sand-lun--vm1"}}
 }
 
 // testConfig is box name of a DRBD pair with peer, as the lab sets it up.

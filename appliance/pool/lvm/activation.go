@@ -93,17 +93,16 @@ func Record(ctl *dm.Control, sysfs, devDir, vg string) (Activation, error) {
 	return a, nil
 }
 
-// check: the devices are sound (dm.Check) and all of vg, and each link is
-// a plain name leading to one of them.
+// check: the devices are all of vg and sound (dm.Check: tables only of a
+// thin pool, stacked on devices of the record or on an external device
+// number, which Replay then limits to the PV), and each link is a plain
+// name leading to one of them.
 func (a Activation) check() error {
 	if a.VG == "" || a.VG == "." || a.VG == ".." || strings.ContainsAny(a.VG, "/\x00") {
 		return fmt.Errorf("volume group name %q is not a plain name", a.VG)
 	}
 	if len(a.Devices) == 0 {
 		return errors.New("the record holds no device")
-	}
-	if err := dm.Check(a.Devices); err != nil {
-		return err
 	}
 	prefix := strings.ReplaceAll(a.VG, "-", "--") + "-"
 	names := map[string]bool{}
@@ -112,6 +111,11 @@ func (a Activation) check() error {
 			return fmt.Errorf("device %s (UUID %q) is not an LVM volume of %s", d.Name, d.UUID, a.VG)
 		}
 		names[d.Name] = true
+	}
+	// Tables stack only on the group's own devices (every name has the
+	// group's prefix) and the PV, and only as LVM stacks a thin pool.
+	if err := dm.Check(a.Devices); err != nil {
+		return err
 	}
 	for link, dev := range a.Links {
 		if link == "" || link == "." || link == ".." || strings.ContainsAny(link, "/\x00") {
@@ -128,8 +132,8 @@ func (a Activation) check() error {
 // numbers outside the record a table may name (the DRBD device). On error
 // nothing it made is left behind.
 func (a Activation) Replay(ctx context.Context, ctl *dm.Control, devDir string, external func(dm.Dev) bool) error {
-	if err := a.check(); err != nil {
-		return fmt.Errorf("replay the activation of %s: %w", a.VG, err)
+	if err := a.CheckReplay(external); err != nil {
+		return err
 	}
 	if err := ctl.Replay(a.Devices, external); err != nil {
 		return fmt.Errorf("replay the activation of %s: %w", a.VG, err)
@@ -137,6 +141,20 @@ func (a Activation) Replay(ctx context.Context, ctl *dm.Control, devDir string, 
 	if err := a.link(ctl.Dir, devDir); err != nil {
 		err = fmt.Errorf("replay the activation of %s: %w", a.VG, err)
 		return errors.Join(err, Deactivate(ctx, ctl, Sysfs, devDir, a.VG))
+	}
+	return nil
+}
+
+// CheckReplay says whether a could be replayed over the external devices
+// (the PV) external allows, before anything is made: the record's own
+// checks, and every device field naming a device made before it in the
+// record or an allowed one (dm.CheckReplay).
+func (a Activation) CheckReplay(external func(dm.Dev) bool) error {
+	if err := a.check(); err != nil {
+		return fmt.Errorf("replay the activation of %s: %w", a.VG, err)
+	}
+	if err := dm.CheckReplay(a.Devices, external); err != nil {
+		return fmt.Errorf("replay the activation of %s: %w", a.VG, err)
 	}
 	return nil
 }
