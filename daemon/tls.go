@@ -28,6 +28,11 @@ func openCerts(cfg appliance.Config, serving func() bool, log *slog.Logger) (*ce
 		o.VIP, o.Pair = vip.Addr(), cert.Files{Cert: c, Key: k}
 		o.PairID = cert.Identity{Names: []string{cfg.Name, cfg.Pair.Peer}, Addrs: []netip.Addr{vip.Addr()}}
 		o.BoxID.Addrs = without(o.BoxID.Addrs, vip.Addr())
+		if host, _, _ := net.SplitHostPort(cfg.Listen); host != "" {
+			if a, err := netip.ParseAddr(host); err != nil || !a.IsUnspecified() && a.Unmap() != vip.Addr().Unmap() {
+				log.Warn("the API listens on one address only, not on the VIP: admins and the CLI reach the pair's API only through the boxes' own addresses; set listen to :PORT for every address", "listen", cfg.Listen, "vip", vip.Addr())
+			}
+		}
 	}
 	return cert.Open(o)
 }

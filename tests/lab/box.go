@@ -60,7 +60,7 @@ func (b *Box) UIURL() string { return b.APIURL() + "/ui/" }
 
 // APIURL is the box's API base URL on the front network.
 func (b *Box) APIURL() string {
-	return "http://" + net.JoinHostPort(b.FrontIP(), strconv.Itoa(APIPort))
+	return "https://" + net.JoinHostPort(b.FrontIP(), strconv.Itoa(APIPort))
 }
 
 // PID of the box's QEMU, 0 when it is not running.
@@ -72,10 +72,11 @@ func (b *Box) PID() int {
 	return 0
 }
 
-// API is a client of the box's API, connecting from the lab namespace.
+// API is a client of the box's API, connecting from the lab namespace and
+// trusting the certificate the box reported (tls.go).
 func (b *Box) API() *client.Client {
 	c := client.New(b.APIURL(), b.lab.Token)
-	c.HTTP = b.lab.Host().HTTPClient(30 * time.Second)
+	c.HTTP = b.HTTPClient(30 * time.Second)
 	return c
 }
 
@@ -279,18 +280,22 @@ func (b *Box) Pause(ctx context.Context) error { return b.qmp(ctx, "stop") }
 // Resume lets a paused box run on (QMP cont).
 func (b *Box) Resume(ctx context.Context) error { return b.qmp(ctx, "cont") }
 
-// WaitReady waits until the box's API answers GET /healthz over the front
-// network and returns how long the box took from the start of its QEMU.
-// It fails early, with the end of the console log, if QEMU exits.
+// WaitReady waits until the box has reported its API certificate's
+// fingerprint and its API answers GET /healthz over the front network with
+// that certificate, and returns how long the box took from the start of
+// its QEMU. It fails early, with the end of the console log, if QEMU exits.
 func (b *Box) WaitReady(ctx context.Context, timeout time.Duration) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	hc := b.lab.Host().HTTPClient(3 * time.Second)
 	url := b.APIURL() + "/healthz"
 	var last error
 	for {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		resp, err := hc.Do(req)
+		resp, err := b.HTTPClient(3 * time.Second).Do(req)
+		if err == nil && b.Fingerprint() == "" {
+			resp.Body.Close()
+			resp, err = nil, errors.New("the box has not reported its certificate's fingerprint yet")
+		}
 		if err == nil {
 			io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
@@ -359,6 +364,9 @@ type Report struct {
 	// (sand.*) but with sand.cfg.
 	KernelArgs string   `json:"kernel_args"`
 	Addresses  []string `json:"addresses"`
+	// TLSFingerprint is the fingerprint of the API's certificate
+	// (sand tls fingerprint /etc/sand/tls/cert.pem).
+	TLSFingerprint string `json:"tls_fingerprint"`
 }
 
 // MissingArgs are the image's own kernel arguments (image/cmdline) that

@@ -63,7 +63,7 @@ const (
 	HostOctet   = 1         // the lab namespace's own address on the front bridge
 	VIPOctet    = 10
 	ClientOctet = 50
-	APIPort     = 7480
+	APIPort     = 7443 // HTTPS; 7480 only redirects
 )
 
 // DefaultName is the lab sand-lab runs.

@@ -55,7 +55,8 @@ func NewPair(t testing.TB, bin string, san1, san2 *Host, tie Pair, vip string) *
   vip_interface: eth0
   storage: shared
 `, peer.Name, third, h.IP, p.keyFile, vip)
-		p.Boxes[i] = newSandBox(t, h, bin, dir, dir, extra)
+		p.Boxes[i] = newSandBox(t, h, bin, dir, dir, "", extra)
+		p.Boxes[i].VIP = vip
 	}
 	return p
 }

@@ -2,12 +2,17 @@ package netlab
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -15,6 +20,8 @@ import (
 	"time"
 
 	"github.com/sand-appliance/sand/ui"
+	"github.com/sand-appliance/sand/ui/cert"
+	"github.com/sand-appliance/sand/ui/client"
 )
 
 // Tools the netns tier needs on the machine; tests/setup.sh installs them.
@@ -22,38 +29,61 @@ var Tools = []string{"ip", "go", "tgtd", "tgtadm", "iscsi-ls", "iscsi-inq", "isc
 
 // SandBox is one `sand serve` in a lab host, with the files it owns.
 type SandBox struct {
-	T           testing.TB
-	Host        *Host
-	Bin         string
-	Dir         string
-	Config      string
-	TokenFile   string
-	ControlPort int
-	Proc        *Proc
+	T         testing.TB
+	Host      *Host
+	Bin       string
+	Dir       string
+	Config    string
+	TokenFile string
+	// CertFile and KeyFile are the box's TLS certificate and key, which
+	// sand makes at its first start; KnownHosts is the known_hosts file
+	// of the CLI runs (never the user's own).
+	CertFile, KeyFile string
+	KnownHosts        string
+	// VIP is the pair's VIP (empty when standalone): the API there shows
+	// the pair's certificate, PairCertFile.
+	VIP          string
+	PairCertFile string
+	ControlPort  int
+	Proc         *Proc
 }
+
+// API ports of a lab box: HTTPS, and the plain port that only redirects.
+const (
+	APIPort      = 7443
+	RedirectPort = 7480
+)
 
 // NewSandBox prepares a standalone box: its own state and file pool, the
 // tgt driver, its address as the portal.
 func NewSandBox(t testing.TB, host *Host, bin string) *SandBox {
 	dir := t.TempDir()
-	return newSandBox(t, host, bin, dir, dir, "portal: "+host.IP+"\n")
+	return newSandBox(t, host, bin, dir, dir, host.IP, "portal: "+host.IP+"\n")
 }
 
 // newSandBox writes the box's sand.yaml: state and pool under shared (one
 // box's own directory, or a directory both boxes of a shared-disk pair
-// see), plus extra YAML.
-func newSandBox(t testing.TB, host *Host, bin, dir, shared, extra string) *SandBox {
+// see), the API on listenIP (empty: every address, as a pair's box needs
+// for the VIP), plus extra YAML.
+func newSandBox(t testing.TB, host *Host, bin, dir, shared, listenIP, extra string) *SandBox {
 	b := &SandBox{
 		T: t, Host: host, Bin: bin, Dir: shared,
-		Config:      filepath.Join(dir, "sand-"+host.Name+".yaml"),
-		TokenFile:   filepath.Join(shared, "token"),
-		ControlPort: 10000 + rand.IntN(20000),
+		Config:       filepath.Join(dir, "sand-"+host.Name+".yaml"),
+		TokenFile:    filepath.Join(shared, "token"),
+		CertFile:     filepath.Join(dir, "tls-"+host.Name, "cert.pem"),
+		KeyFile:      filepath.Join(dir, "tls-"+host.Name, "key.pem"),
+		KnownHosts:   filepath.Join(dir, "known_hosts-"+host.Name),
+		PairCertFile: filepath.Join(shared, "state", "tls", "cert.pem"),
+		ControlPort:  10000 + rand.IntN(20000),
 	}
 	if _, err := os.Stat(b.TokenFile); err != nil {
 		os.WriteFile(b.TokenFile, []byte("test-token-"+strconv.Itoa(rand.Int())+"\n"), 0o600)
 	}
 	conf := fmt.Sprintf(`name: %s
-listen: %s:7480
+listen: %s:%d
+http_redirect: %s:%d
+tls_cert_file: %s
+tls_key_file: %s
 base_iqn: iqn.2026-11.org.sand-appliance.test
 state_dir: %s
 api_token_file: %s
@@ -64,7 +94,8 @@ pool:
 target:
   driver: tgt
   tgt_control_port: %d
-`, host.Name, host.IP, filepath.Join(shared, "state"), b.TokenFile, filepath.Join(shared, "pool"), b.ControlPort) + extra
+`, host.Name, listenIP, APIPort, listenIP, RedirectPort, b.CertFile, b.KeyFile, filepath.Join(shared, "state"), b.TokenFile,
+		filepath.Join(shared, "pool"), b.ControlPort) + extra
 	if err := os.WriteFile(b.Config, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -85,11 +116,123 @@ func (b *SandBox) Start(client *Host) {
 	})
 }
 
-// CLI runs the sand CLI in a host against this box's API.
+// APIURL is the box's API (and UI) over HTTPS.
+func (b *SandBox) APIURL() string {
+	return "https://" + net.JoinHostPort(b.Host.IP, strconv.Itoa(APIPort))
+}
+
+// VIPURL is the pair's API through the VIP.
+func (b *SandBox) VIPURL() string { return "https://" + net.JoinHostPort(b.VIP, strconv.Itoa(APIPort)) }
+
+// Fingerprint is the SHA-256 fingerprint of the certificate the API shows
+// at url: the pair's on the VIP, the box's elsewhere; "" while sand has
+// not made it yet.
+func (b *SandBox) Fingerprint(url string) string {
+	file := b.CertFile
+	if b.VIP != "" && strings.Contains(url, "://"+b.VIP+":") {
+		file = b.PairCertFile
+		if _, err := os.Stat(file); err != nil {
+			// The serving box makes the pair's certificate at the first
+			// handshake on the VIP: knock once (trusting nothing).
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			client.Probe(ctx, b.Host.DialContext, "tcp", net.JoinHostPort(b.VIP, strconv.Itoa(APIPort)))
+			cancel()
+		}
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return ""
+	}
+	leaf, err := cert.ParseLeaf(data)
+	if err != nil {
+		return ""
+	}
+	return cert.Fingerprint(leaf.Raw)
+}
+
+// Curl are curl's arguments that trust the box's certificate (and the
+// pair's, when paired) and nothing else: no -k.
+func (b *SandBox) Curl() []string { return []string{"--cacert", b.CABundle()} }
+
+// CABundle writes the box's certificate (and the pair's, when paired) into
+// one PEM file for curl (--cacert, CURL_CA_BUNDLE) and returns its path.
+func (b *SandBox) CABundle() string {
+	bundle := filepath.Join(filepath.Dir(b.Config), "ca-"+b.Host.Name+".pem")
+	var pems []byte
+	for _, f := range []string{b.CertFile, b.PairCertFile} {
+		if data, err := os.ReadFile(f); err == nil {
+			pems = append(pems, data...)
+		}
+	}
+	if err := os.WriteFile(bundle, pems, 0o644); err != nil {
+		b.T.Fatal(err)
+	}
+	return bundle
+}
+
+// SPKIHashes are the base64 SHA-256 hashes of the public keys of the
+// box's certificate (and the pair's), as Chromium's
+// --ignore-certificate-errors-spki-list takes them: a browser that trusts
+// these and no other self-signed certificate.
+func (b *SandBox) SPKIHashes() []string {
+	var out []string
+	for _, f := range []string{b.CertFile, b.PairCertFile} {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		leaf, err := cert.ParseLeaf(data)
+		if err != nil {
+			b.T.Fatal(err)
+		}
+		sum := sha256.Sum256(leaf.RawSubjectPublicKeyInfo)
+		out = append(out, base64.StdEncoding.EncodeToString(sum[:]))
+	}
+	return out
+}
+
+// Trust is a client trust that pins the box's certificate (and the pair's,
+// when paired).
+func (b *SandBox) Trust() client.Trust {
+	var fps []string
+	for _, u := range []string{b.APIURL(), b.VIPURL()} {
+		if fp := b.Fingerprint(u); fp != "" {
+			fps = append(fps, fp)
+		}
+	}
+	return client.Trust{Fingerprints: fps}
+}
+
+// HTTPClient is an HTTP client of the box's API from a host, trusting the
+// box's certificates only; it follows no redirect.
+func (b *SandBox) HTTPClient(from *Host) *http.Client {
+	tr, err := b.Trust().Transport(from.DialContext)
+	if err != nil {
+		b.T.Fatal(err)
+	}
+	return &http.Client{Transport: tr, Timeout: time.Minute,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// CLI runs the sand CLI in a host against this box's API (or the --api in
+// args), trusting the certificate the API shows there by its fingerprint,
+// read from the file sand keeps it in; --trust-fingerprint or --ca-file in
+// args choose otherwise.
 func (b *SandBox) CLI(in *Host, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	args = append(args, "--api", "http://"+b.Host.IP+":7480", "--token-file", b.TokenFile, "--config", b.Config)
+	api := b.APIURL()
+	if i := slices.Index(args, "--api"); i >= 0 && i+1 < len(args) {
+		api = args[i+1]
+	} else {
+		args = append(args, "--api", api)
+	}
+	args = append(args, "--token-file", b.TokenFile, "--config", b.Config, "--known-hosts", b.KnownHosts)
+	if !slices.Contains(args, "--trust-fingerprint") && !slices.Contains(args, "--ca-file") {
+		if fp := b.Fingerprint(api); fp != "" {
+			args = append(args, "--trust-fingerprint", fp)
+		}
+	}
 	return in.Run(ctx, b.Bin, args...)
 }
 

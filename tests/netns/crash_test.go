@@ -48,7 +48,8 @@ func TestKillNineAtAnyMoment(t *testing.T) {
 		case 2:
 			args = []string{"lun", "delete", fmt.Sprintf("r%02d", round-2)}
 		}
-		args = append(args, "--api", "http://"+srv.IP+":7480", "--token-file", box.TokenFile, "--config", box.Config)
+		args = append(args, "--api", box.APIURL(), "--token-file", box.TokenFile, "--config", box.Config,
+			"--known-hosts", box.KnownHosts, "--trust-fingerprint", box.Fingerprint(box.APIURL()))
 		op := cli.Start(box.Bin, args...)
 		delay := time.Duration(rand.IntN(40)) * time.Millisecond
 		time.Sleep(delay)

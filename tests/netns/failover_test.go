@@ -80,7 +80,7 @@ func newRig(t *testing.T, extra string, ping bool) *pairRig {
 		return err
 	})
 	// Changes go through the VIP, to whichever box is primary.
-	api := "http://" + vip + ":7480"
+	api := primary.VIPURL()
 	for _, args := range [][]string{{"group", "create", "xen", dom0}, {"lun", "create", "vm01", "--size", "16M", "--group", "xen"}} {
 		if _, err := primary.CLI(client, append(args, "--api", api)...); err != nil {
 			t.Fatal(err)
@@ -209,7 +209,7 @@ func TestFailoverIsolatedPrimary(t *testing.T) {
 func TestFailoverPingTargetsIsolatedPrimary(t *testing.T) {
 	r := newPingPairRig(t)
 	_, next := r.primary()
-	if out, err := next.CLI(r.client, "status", "--api", "http://"+vip+":7480"); err != nil || !strings.Contains(out, "1 of 1 answer ("+r.pair.Gateway.IP+")") {
+	if out, err := next.CLI(r.client, "status", "--api", next.VIPURL()); err != nil || !strings.Contains(out, "1 of 1 answer ("+r.pair.Gateway.IP+")") {
 		t.Fatalf("sand status does not show the gateway answering: %v\n%s", err, out)
 	}
 	old := r.isolatePrimary(r.pair.Gateway, "isolation (ping targets, no witness)")
@@ -313,7 +313,7 @@ func dropBetween(t *testing.T, h *netlab.Host, ip, port string) {
 func TestSwitchover(t *testing.T) {
 	r := newPairRig(t)
 	old, next := r.primary()
-	api := "http://" + vip + ":7480"
+	api := old.VIPURL()
 	start := time.Now()
 	if _, err := old.CLI(r.client, "switchover", "--api", api); err != nil {
 		t.Fatal(err)
@@ -329,7 +329,7 @@ func TestSwitchover(t *testing.T) {
 	// The old primary records the end of the switchover once it sees the
 	// peer primary, a moment after the peer serves.
 	netlab.WaitFor(t, 10*time.Second, "the switchover's events on "+old.Host.Name, func() error {
-		events := old.MustCLI(r.client, "events", "--api", "http://"+old.Host.IP+":7480")
+		events := old.MustCLI(r.client, "events", "--api", old.APIURL())
 		for _, want := range []string{"admin intent switchover", "failover-demoted", "switchover done"} {
 			if !strings.Contains(events, want) {
 				return fmt.Errorf("events lack %q:\n%s", want, events)
@@ -349,12 +349,12 @@ func TestSwitchover(t *testing.T) {
 func TestStandbyBlocksPromotion(t *testing.T) {
 	r := newPairRig(t)
 	old, next := r.primary()
-	api := "http://" + vip + ":7480"
+	api := old.VIPURL()
 	if _, err := old.CLI(r.client, "standby", next.Host.Name, "--api", api); err != nil {
 		t.Fatal(err)
 	}
 	netlab.WaitFor(t, 5*time.Second, "the standby to show", func() error {
-		out, err := next.CLI(r.client, "status", "--api", "http://"+next.Host.IP+":7480")
+		out, err := next.CLI(r.client, "status", "--api", next.APIURL())
 		if err != nil || !strings.Contains(out, "standby") {
 			return fmt.Errorf("status of %s: %s %v", next.Host.Name, out, err)
 		}
@@ -368,7 +368,7 @@ func TestStandbyBlocksPromotion(t *testing.T) {
 		t.Fatalf("%s in standby took over", next.Host.Name)
 	}
 	fault := time.Now()
-	if _, err := next.CLI(r.client, "resume", next.Host.Name, "--api", "http://"+next.Host.IP+":7480"); err != nil {
+	if _, err := next.CLI(r.client, "resume", next.Host.Name, "--api", next.APIURL()); err != nil {
 		t.Fatal(err)
 	}
 	took := r.readThroughVIP(fault)

@@ -26,9 +26,9 @@ func TestWebUIFollowsFailover(t *testing.T) {
 	os.WriteFile(pwFile, []byte(password+"\n"), 0o600)
 	r := newPairRigWith(t, "admin_password_file: "+pwFile+"\n")
 	old, next := r.primary()
-	base := "http://" + next.Host.IP + ":7480"
+	base := next.APIURL()
 
-	b := startBrowser(t, r.client)
+	b := startBrowser(t, r.client, next.SPKIHashes()...)
 	b.do(chromedp.Navigate(base+"/ui/"), chromedp.WaitVisible(chromedp.ID("login-password")))
 	b.do(chromedp.SendKeys(chromedp.ID("login-password"), password+"\n"), chromedp.WaitVisible(chromedp.ID("pair")))
 	if txt := b.text("#pair"); !strings.Contains(txt, "held by "+old.Host.Name) {

@@ -55,7 +55,7 @@ func TestWebUI(t *testing.T) {
 	appendConfig(t, box.Config, "admin_password_file: "+pwFile+"\n")
 	box.Start(admin)
 	portal := srv.IP + ":3260"
-	base := "http://" + srv.IP + ":7480"
+	base := box.APIURL()
 	dom := netlab.Initiator{T: t, Host: admin, IQN: dom0}
 	shots, err := filepath.Abs(screenshotDir)
 	if err != nil {
@@ -63,7 +63,7 @@ func TestWebUI(t *testing.T) {
 	}
 	os.MkdirAll(shots, 0o755)
 
-	b := startBrowser(t, admin)
+	b := startBrowser(t, admin, box.SPKIHashes()...)
 	t.Logf("sand and the browser up in %v", time.Since(start).Round(time.Millisecond))
 
 	// Every page but the login page sends a stranger to the login page.
@@ -321,7 +321,10 @@ type browser struct {
 // network does, and nothing else. chromedp talks to it over the pipe that
 // the namespace does not cut; it makes a new empty user data directory and
 // ends the browser and its children by PID when the test ends.
-func startBrowser(t *testing.T, in *netlab.Host) *browser {
+// startBrowser starts Chromium in a host; it trusts the certificates
+// with these SPKI hashes (netlab.SandBox.SPKIHashes) and no other
+// self-signed one.
+func startBrowser(t *testing.T, in *netlab.Host, spki ...string) *browser {
 	t.Helper()
 	ipPath, err := exec.LookPath("ip")
 	if err != nil {
@@ -336,6 +339,7 @@ func startBrowser(t *testing.T, in *netlab.Host) *browser {
 		chromedp.Flag("disable-sync", true),
 		chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.WindowSize(1280, 900),
+		chromedp.Flag("ignore-certificate-errors-spki-list", strings.Join(spki, ",")),
 		chromedp.ModifyCmdFunc(func(cmd *exec.Cmd) {
 			cmd.Args = append([]string{"ip", "netns", "exec", in.NS}, cmd.Args...)
 			cmd.Path = ipPath
@@ -534,7 +538,9 @@ func TestUISecurity(t *testing.T) {
 		"monitor_token_file: "+writeFile("monitor-token", monitor+"\n")+"\n")
 	box.Start(admin)
 	portal := srv.IP + ":3260"
-	base := "http://" + srv.IP + ":7480"
+	base := box.APIURL()
+	// Every curl trusts the box's certificate and nothing else.
+	t.Setenv("CURL_CA_BUNDLE", box.CABundle())
 	tokenData, err := os.ReadFile(box.TokenFile)
 	if err != nil {
 		t.Fatal(err)

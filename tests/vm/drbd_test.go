@@ -6,8 +6,8 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
-	"net/http"
 	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
@@ -19,7 +19,6 @@ import (
 	"github.com/sand-appliance/sand/tests/lab"
 	"github.com/sand-appliance/sand/tests/netlab"
 	"github.com/sand-appliance/sand/ui"
-	apiclient "github.com/sand-appliance/sand/ui/client"
 )
 
 // TestDRBDPair is the appliance for real: san1 and san2 booted from the
@@ -36,16 +35,6 @@ func TestDRBDPair(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
 	defer cancel()
 	l := up(t, ctx, lab.Options{Pair: "drbd"})
-	vipAPI := apiclient.New("http://"+lab.VIP().String()+":7480", l.Token)
-	vipAPI.HTTP = l.Host().HTTPClient(time.Minute)
-	// A kept-alive connection to the old primary would be answered with a
-	// RST by the new one after the VIP moves: each call connects afresh,
-	// as the sand CLI does.
-	if tr, ok := vipAPI.HTTP.Transport.(*http.Transport); ok {
-		tr.DisableKeepAlives = true
-	} else {
-		t.Fatalf("lab HTTP client transport is %T", vipAPI.HTTP.Transport)
-	}
 	portal := lab.VIP().String() + ":3260"
 
 	start := time.Now()
@@ -59,6 +48,13 @@ func TestDRBDPair(t *testing.T) {
 		return nil
 	})
 	t.Logf("PRIMARY %s holds the VIP %.1f s after the API answered", first, time.Since(start).Seconds())
+	// The pair's API through the VIP, trusting the pair's certificate (the
+	// primary's word for it, over its own trusted certificate); each call
+	// connects afresh, as the sand CLI does.
+	vipAPI, err := l.VIPAPI(ctx, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	// Two LUNs through the API, a distinct pattern on each from the client.
 	if _, err := vipAPI.CreateGroup(ctx, appliance.InitiatorGroup{Name: "xen", Initiators: []string{clientIQN}}); err != nil {
@@ -101,7 +97,12 @@ func TestDRBDPair(t *testing.T) {
 	// target down and demotes, the other box promotes.
 	sand := netlab.BuildSand(t)
 	move := time.Now()
-	out, err := l.Host().Run(ctx, sand, "switchover", "--api", "http://"+lab.VIP().String()+":7480", "--token", l.Token)
+	vipFP, err := l.VIPFingerprint(ctx, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := l.Host().Run(ctx, sand, "switchover", "--api", lab.VIPURL(), "--token", l.Token,
+		"--trust-fingerprint", vipFP, "--known-hosts", filepath.Join(t.TempDir(), "known_hosts"))
 	if err != nil {
 		t.Fatalf("sand switchover: %v\n%s", err, out)
 	}

@@ -5,7 +5,6 @@ package vm
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"sync"
 	"testing"
@@ -40,14 +39,17 @@ func newFailoverLab(tb testing.TB, ctx context.Context) *failoverLab {
 		tb.Skip(err)
 	}
 	f := &failoverLab{l: up(tb, ctx, lab.Options{Pair: "drbd"}), portal: lab.VIP().String() + ":3260"}
-	f.api = apiclient.New("http://"+lab.VIP().String()+":7480", f.l.Token)
-	f.api.HTTP = f.l.Host().HTTPClient(time.Minute)
-	// Each call connects afresh, as the sand CLI does: a kept-alive
-	// connection to the old primary gets a RST once the VIP moves.
-	f.api.HTTP.Transport.(*http.Transport).DisableKeepAlives = true
 	start := time.Now()
 	p := waitHealthy(tb, ctx, f.l, "the pair to be in sync with a primary")
 	tb.Logf("HEALTHY %s primary, DRBD in sync, %.1f s after the API answered", p, time.Since(start).Seconds())
+	// The pair's API through the VIP, trusting the pair's certificate;
+	// each call connects afresh, as the sand CLI does: a kept-alive
+	// connection to the old primary gets a RST once the VIP moves.
+	api, aerr := f.l.VIPAPI(ctx, time.Minute)
+	if aerr != nil {
+		tb.Fatal(aerr)
+	}
+	f.api = api
 	if _, err := f.api.CreateGroup(ctx, appliance.InitiatorGroup{Name: "xen", Initiators: []string{clientIQN}}); err != nil {
 		tb.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -60,12 +61,24 @@ func TestPairSmoke(t *testing.T) {
 	t.Run("sand answers with the token on the front network", func(t *testing.T) {
 		for _, name := range names {
 			b := l.Box(name)
-			body, code := get(t, ctx, l, b.APIURL()+"/healthz", "")
+			body, code := get(t, ctx, b.HTTPClient(30*time.Second), b.APIURL()+"/healthz", "")
 			if code != http.StatusOK || strings.TrimSpace(body) != "ok" {
 				t.Errorf("%s GET /healthz: %d %q", name, code, body)
 			}
-			if _, code := get(t, ctx, l, b.APIURL()+"/api/v1/status", ""); code != http.StatusUnauthorized {
+			if _, code := get(t, ctx, b.HTTPClient(30*time.Second), b.APIURL()+"/api/v1/status", ""); code != http.StatusUnauthorized {
 				t.Errorf("%s GET /api/v1/status without the token: %d, want 401", name, code)
+			}
+			// Plain HTTP only redirects to HTTPS.
+			plain := l.Host().HTTPClient(30 * time.Second)
+			plain.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+			if resp, err := plain.Get("http://" + net.JoinHostPort(b.FrontIP(), "7480") + "/ui/"); err != nil {
+				t.Errorf("%s plain HTTP: %v", name, err)
+			} else {
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusPermanentRedirect || resp.Header.Get("Location") != b.UIURL() || len(body) != 0 {
+					t.Errorf("%s plain HTTP: %s Location %q body %q, want 308 to %s", name, resp.Status, resp.Header.Get("Location"), body, b.UIURL())
+				}
 			}
 			st, err := b.API().Status(ctx)
 			if err != nil {
@@ -296,13 +309,13 @@ func saveConsoles(t testing.TB, l *lab.Lab) {
 	t.Logf("console logs kept in %s", dir)
 }
 
-func get(t *testing.T, ctx context.Context, l *lab.Lab, url, token string) (string, int) {
+func get(t *testing.T, ctx context.Context, hc *http.Client, url, token string) (string, int) {
 	t.Helper()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := l.Host().HTTPClient(30 * time.Second).Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		t.Fatalf("GET %s: %v", url, err)
 	}
@@ -315,7 +328,7 @@ func healthz(ctx context.Context, l *lab.Lab, b *lab.Box, timeout time.Duration)
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, b.APIURL()+"/healthz", nil)
-	resp, err := l.Host().HTTPClient(timeout).Do(req)
+	resp, err := b.HTTPClient(timeout).Do(req)
 	if err != nil {
 		return err
 	}

@@ -20,7 +20,6 @@ import (
 	"github.com/sand-appliance/sand/events"
 	"github.com/sand-appliance/sand/tests/lab"
 	"github.com/sand-appliance/sand/ui"
-	apiclient "github.com/sand-appliance/sand/ui/client"
 )
 
 // stampedLines keeps a program's output line by line with the host time
@@ -252,8 +251,8 @@ func startMonitor(tb testing.TB, ctx context.Context, l *lab.Lab) *monitor {
 	ctx, cancel := context.WithCancel(ctx)
 	m := &monitor{samples: map[string][]sample{}, cancel: cancel}
 	for _, n := range l.Names() {
-		api := apiclient.New(l.Box(n).APIURL(), l.Token)
-		api.HTTP = l.Host().HTTPClient(time.Second)
+		api := l.Box(n).API()
+		api.HTTP.Timeout = time.Second
 		m.wg.Add(1)
 		go func() {
 			defer m.wg.Done()

@@ -50,6 +50,7 @@ func upCmd(e *env) *cobra.Command {
 	var image, boot, pair, diskSize, token string
 	var memory int
 	var bootTimeout time.Duration
+	var uiForward string
 	var dom0 bool
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -85,6 +86,9 @@ func upCmd(e *env) *cobra.Command {
 			}
 			fmt.Fprintf(e.stdout, "lab %s is up after %.1f s\n", l.Name, time.Since(start).Seconds())
 			printLab(ctx, e.stdout, l)
+			fctx, stopForward := context.WithCancel(ctx)
+			forwarding := startUIForward(fctx, e.stdout, l, uiForward)
+			defer func() { stopForward(); forwarding.Wait() }()
 			fmt.Fprintf(e.stdout, "\nCtrl-C here or `sand-lab down --name %s` from another shell takes it down.\n", l.Name)
 			return l.Supervise(ctx)
 		},
@@ -97,6 +101,7 @@ func upCmd(e *env) *cobra.Command {
 	cmd.Flags().StringVar(&diskSize, "disk-size", "1G", "size of each box's sparse data disk")
 	cmd.Flags().StringVar(&token, "token", "", "API token of the boxes (default: random, kept in the lab state)")
 	cmd.Flags().DurationVar(&bootTimeout, "boot-timeout", 5*time.Minute, "how long to wait for each box's API")
+	cmd.Flags().StringVar(&uiForward, "ui-forward", defaultUIForward, "make the web UI reachable from this machine's browser on this loopback address (the VIP's in a pair); empty for none")
 	cmd.Flags().BoolVar(&dom0, "dom0", false, "also boot a Xen dom0 (Xen 4.17, open-iscsi, block-iscsi, a PV domU image) on the front network, built by tests/lab/xen/mkdom0.sh")
 	return cmd
 }
@@ -189,7 +194,6 @@ func statusCmd(e *env) *cobra.Command {
 }
 
 func labStatus(ctx context.Context, l *lab.Lab) []boxStatus {
-	hc := l.Host().HTTPClient(5 * time.Second)
 	var out []boxStatus
 	for _, name := range l.Names() {
 		b := l.Box(name)
@@ -200,7 +204,7 @@ func labStatus(ctx context.Context, l *lab.Lab) []boxStatus {
 			out = append(out, s)
 			continue
 		}
-		if err := healthz(ctx, hc, b.APIURL()); err != nil {
+		if err := healthz(ctx, b.HTTPClient(5*time.Second), b.APIURL()); err != nil {
 			s.Problem = err.Error()
 			out = append(out, s)
 			continue
@@ -260,9 +264,9 @@ func printLab(ctx context.Context, w io.Writer, l *lab.Lab) {
 		fmt.Fprintf(w, "\nVIP of the pair (reserved): %s\n", lab.VIP())
 	}
 	fmt.Fprintf(w, "API token: %s\n", l.Token)
-	fmt.Fprintf(w, "web UI: %s (user admin, the token as first password; from the namespaces only)\n", first.UIURL())
+	printTLS(w, l)
 	fmt.Fprintf(w, "client namespace %s (%s, initiator tools), e.g.:\n", l.ClientNS, lab.ClientIP())
-	fmt.Fprintf(w, "  ip netns exec %s %s status --api %s --token %s\n", l.ClientNS, applianceBinary(), first.APIURL(), l.Token)
+	fmt.Fprintf(w, "  ip netns exec %s %s status --api %s --token %s --trust-fingerprint %s\n", l.ClientNS, applianceBinary(), first.APIURL(), l.Token, first.Fingerprint())
 	fmt.Fprintf(w, "  ip netns exec %s iscsi-ls -s -i iqn.2026-11.org.example:lab-client iscsi://%s/\n", l.ClientNS, portal)
 	fmt.Fprintf(w, "lab namespace %s (%s on the front bridge; bridges front and repl, taps, QEMUs)\n", l.NS, lab.FrontHost())
 	if d := l.Dom0(); d != nil {
