@@ -47,9 +47,8 @@ type Config struct {
 	// AdminPasswordPath and reads the file no more; the admin changes the
 	// password in the UI.
 	AdminPasswordFile string `mapstructure:"admin_password_file"`
-	// SecureCookies sets the Secure flag on the UI's session cookie on
-	// plain HTTP too: set it when a TLS proxy fronts sand. Requests that
-	// arrive over TLS get Secure cookies anyway.
+	// SecureCookies is accepted and has no effect: sand answers over
+	// HTTPS only and its cookies are always Secure.
 	SecureCookies bool `mapstructure:"secure_cookies"`
 
 	Pool   PoolConfig   `mapstructure:"pool"`
