@@ -259,6 +259,15 @@ func TestWebUI(t *testing.T) {
 	}
 	b.shot(shots, "events", 1280)
 
+	// The certificate page shows what the browser was pinned to: the
+	// box's certificate, by the fingerprint of the file sand made.
+	b.do(chromedp.Navigate(base+"/ui/tls"), chromedp.WaitVisible(chromedp.ID("box-fingerprint")))
+	if got, want := b.text("#box-fingerprint"), box.Fingerprint(base); got != want {
+		t.Errorf("certificate page shows %q, want %q", got, want)
+	}
+	b.checkLabels()
+	b.shot(shots, "tls", 1280)
+
 	// Log out: the session is gone.
 	b.do(chromedp.Click(chromedp.CSS(`form[action="/ui/logout"] button`)), chromedp.WaitVisible(chromedp.ID("login-password")))
 	b.do(chromedp.Navigate(base+"/ui/luns"), chromedp.WaitVisible(chromedp.ID("login-password")))
