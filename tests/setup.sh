@@ -9,6 +9,8 @@ PACKAGES=(
   tgt libiscsi-bin qemu-utils qemu-block-extra iproute2 kmod nftables
   # pools and the appliance image / VM lab
   lvm2 thin-provisioning-tools qemu-system-x86 mmdebstrap debootstrap cpio zstd mtools dosfstools fdisk ovmf
+  # the lab's Xen dom0 (tests/lab/xen/mkdom0.sh)
+  bc xz-utils gzip
   # browser tests of the web UI
   chromium chromium-driver
   # build
