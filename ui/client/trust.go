@@ -25,6 +25,10 @@ type Trust struct {
 	Fingerprints []string
 	// Roots are the CAs to trust instead of the system's.
 	Roots *x509.CertPool
+	// Config is a TLS configuration of the caller's own (client
+	// certificates, its own checks), used as given when no fingerprint is
+	// pinned; Roots, when set, replaces its RootCAs.
+	Config *tls.Config
 
 	// seen is a pinned certificate already fetched from seenAddr
 	// (FirstUse's probe), so the first connection needs no probe of its
@@ -52,7 +56,13 @@ func (t Trust) Transport(dial Dialer) (*http.Transport, error) {
 	}
 	if len(t.Fingerprints) == 0 {
 		tr.DialContext = dial
-		tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: t.Roots}
+		tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		if t.Config != nil {
+			tr.TLSClientConfig = t.Config.Clone()
+		}
+		if t.Roots != nil {
+			tr.TLSClientConfig.RootCAs = t.Roots
+		}
 		return tr, nil
 	}
 	p, err := newPinner(t.Fingerprints, dial)

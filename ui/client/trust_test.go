@@ -114,6 +114,12 @@ func TestPinnedTrust(t *testing.T) {
 	if _, err := caClient.Status(ctx); err == nil || !strings.Contains(err.Error(), "127.0.0.1") {
 		t.Errorf("CA trust with a name the certificate lacks: %v", err)
 	}
+	// A TLS configuration of the caller's own, with the certificate as a
+	// root and the name it holds.
+	own, _ := NewTrusted("https://"+s.addr, "tok", Trust{Config: &tls.Config{RootCAs: roots, ServerName: "san1"}})
+	if _, err := own.Status(ctx); err != nil {
+		t.Errorf("own TLS configuration: %v", err)
+	}
 	if _, err := New("http://"+s.addr, "tok").Status(ctx); err == nil || !strings.Contains(err.Error(), "HTTPS only") {
 		t.Errorf("plain HTTP: %v", err)
 	}
