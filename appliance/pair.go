@@ -22,8 +22,13 @@ type PairConfig struct {
 	SerfBind string `mapstructure:"serf_bind"`
 	// Join lists gossip addresses of the peer and the witness.
 	Join []string `mapstructure:"join"`
-	// SerfKeyFile holds the base64 gossip encryption key (32 bytes).
+	// SerfKeyFile holds the base64 gossip encryption key (32 bytes). The
+	// witness holds it too: it lets a member gossip and vote, nothing more.
 	SerfKeyFile string `mapstructure:"serf_key_file"`
+	// PairKeyFile holds the pair key (32 random bytes, base64), the same
+	// on both boxes and nowhere else: every intent, query and answer
+	// between the boxes is signed with it (failover.PairAuth).
+	PairKeyFile string `mapstructure:"pair_key_file"`
 	// VIP is the floating portal address with its prefix, e.g. 10.0.0.50/24,
 	// on VIPInterface.
 	VIP          string `mapstructure:"vip"`
@@ -102,6 +107,12 @@ func (c Config) validatePair() error {
 	}
 	if _, err := os.Stat(p.SerfKeyFile); err != nil {
 		return fmt.Errorf("config pair.serf_key_file: %w", err)
+	}
+	if p.PairKeyFile == "" {
+		return fmt.Errorf("config pair.pair_key_file is empty: the boxes sign what they send each other with a key only they hold (32 random bytes, base64, the same on both boxes, never on the witness)")
+	}
+	if _, err := os.Stat(p.PairKeyFile); err != nil {
+		return fmt.Errorf("config pair.pair_key_file: %w", err)
 	}
 	if _, err := p.VIPPrefix(); err != nil {
 		return err

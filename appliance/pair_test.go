@@ -13,9 +13,13 @@ func pairConfig(t *testing.T) Config {
 	if err := os.WriteFile(key, []byte("x"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	pairKey := filepath.Join(t.TempDir(), "pair.key")
+	if err := os.WriteFile(pairKey, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	c := DefaultConfig()
 	c.Pair = PairConfig{Peer: "san2", Witness: "dom0-a", SerfBind: "10.0.0.11:7946", Join: []string{"10.0.0.12:7946"},
-		SerfKeyFile: key, VIP: "10.0.0.50/24", VIPInterface: "eth0", Storage: "shared"}
+		SerfKeyFile: key, PairKeyFile: pairKey, VIP: "10.0.0.50/24", VIPInterface: "eth0", Storage: "shared"}
 	return c
 }
 
@@ -34,6 +38,8 @@ func TestValidatePair(t *testing.T) {
 		{"witness and ping targets", func(p *PairConfig) { p.PingTargets = []string{"10.0.0.1"} }, "both a witness and ping_targets"},
 		{"serf_bind without port", func(p *PairConfig) { p.SerfBind = "10.0.0.11" }, "serf_bind"},
 		{"no join", func(p *PairConfig) { p.Join = nil }, "join is empty"},
+		{"no pair key", func(p *PairConfig) { p.PairKeyFile = "" }, "pair_key_file is empty"},
+		{"pair key missing", func(p *PairConfig) { p.PairKeyFile = "/nonexistent/pair.key" }, "pair_key_file"},
 		{"vip without prefix", func(p *PairConfig) { p.VIP = "10.0.0.50" }, "prefix length"},
 		{"unknown storage", func(p *PairConfig) { p.Storage = "nfs" }, `storage "nfs" is unknown`},
 	} {

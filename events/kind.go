@@ -42,6 +42,9 @@ const (
 	// SplitBrain is DRBD's report of a split brain, which sand never
 	// resolves on its own.
 	SplitBrain Kind = "split-brain"
+	// MessageRefused is an intent, query or answer the box dropped: not
+	// from its peer, not signed with the pair key, stale or replayed.
+	MessageRefused Kind = "message-refused"
 )
 
 // Tone is how alarming an event looks in the web UI: the class of its badge.
@@ -80,6 +83,7 @@ var kinds = map[Kind]struct {
 	ResyncStarted:  {"Resync started", ToneWarn},
 	ResyncFinished: {"Resync finished", ToneGood},
 	SplitBrain:     {"Split brain", ToneBad},
+	MessageRefused: {"Message refused", ToneBad},
 }
 
 // Label words the kind for people; a kind missing from the table is its

@@ -176,4 +176,62 @@
 // The after-split-brain policies are disconnect (after-sb-0pri, -1pri,
 // -2pri): DRBD never discards a side by itself, and a split brain is
 // reported (Local.SplitBrain) and left to the admin.
+//
+// # Who may say what: message authentication
+//
+// Three kinds of member gossip: the two boxes and the witness. The witness
+// votes and does nothing else. Two credentials keep it so:
+//
+//   - The gossip key (pair.serf_key_file; the witness's --key-file) lets a
+//     member gossip: join, be probed, relay, vote. sand seals every packet
+//     and stream with it itself (gossipTransport, XChaCha20-Poly1305), with
+//     memberlist's own keyring off. Serf lets any member that holds the
+//     gossip key rotate every member's keyring (its internal queries
+//     _serf_install-key, _serf_use-key and _serf_remove-key, answered
+//     inside serf before any event reaches sand; serf.Config has no hook or
+//     per-member rule for them). With no keyring, every member answers them
+//     "no keyring to modify": nobody, the witness included, can change a
+//     box's gossip key but the admin, through the key file (several keys,
+//     one per line: the first seals, all open, so a key is replaced
+//     without a moment in which two members cannot hear each other).
+//   - The pair key (pair.pair_key_file, 32 random bytes; the two boxes
+//     only) signs every intent, query and answer between the boxes:
+//     HMAC-SHA256 over magic and version, kind, sender name, receiver name,
+//     time, a random nonce, the question's nonce (for an answer) and the
+//     payload (PairAuth, auth.go). A box accepts an intent or a query only
+//     when it is signed by its configured peer's name for its own name,
+//     and for a query serf also names the peer as its source; an answer
+//     only from the member it asked, signed for this very question. A
+//     message signed more than MessageMaxAge (30 s) from this box's clock,
+//     either way, is stale; one accepted before within the window is a
+//     replay. Anything else (unsigned, another key, the witness, another
+//     box, misaddressed, stale, replayed) is dropped, answered with
+//     nothing, logged, and recorded as a message-refused event naming the
+//     sender and the reason (at most 20 at once, then one per 500 ms).
+//
+// So the witness cannot put a box in standby, outdate the secondary, or
+// hand a box a record of device-mapper tables; and the record a box
+// replays is checked on its own besides (package dm: a thin pool's
+// tables, stacked only on the record's devices and the PV).
+//
+// What the gossip key still allows, and so the witness (or anyone who has
+// its key) still can: everything memberlist and serf let a member do.
+// It votes, and so can give or withhold quorum. It can claim things about
+// members' liveness (suspect and dead messages, which the accused member
+// refutes within a probe round, so a persistent liar makes a box look
+// flapping) and, briefly, about their tags (role, disk, intent,
+// generation: serf tags are unsigned claims; the member refutes them, and
+// the decision never promotes past what DRBD itself shows of the peer,
+// S5 and S8p). It can race a forged answer to a box's question: serf takes
+// one answer per member, so the real one is then dropped; the forged one
+// is refused, and the box falls back (vgchange instead of the record; the
+// fence retries until FenceWait and leaves I/O frozen): availability,
+// never safety. And it reads the gossip (tags, the questions, the
+// hand-over record's device names and sizes). A witness that must not be
+// trusted even that far needs its own gossip key, which serf's one shared
+// keyring cannot give: members of one serf cluster share the gossip key.
+//
+// Every member (both boxes and the witness) runs the same sealing; a
+// member of an older sand, with memberlist's keyring, cannot gossip with
+// them, so a pair is upgraded with its witness in one go.
 package failover

@@ -2,7 +2,6 @@ package failover
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log"
@@ -35,19 +34,15 @@ const (
 	RoleWitness = "witness"
 )
 
-// KeySize is the length of the gossip encryption key: AES-256.
+// KeySize is the length of the gossip key: XChaCha20-Poly1305's (see
+// gossipTransport).
 const KeySize = 32
 
-// ParseKey decodes the base64 gossip key of the node config.
-func ParseKey(b64 string) ([]byte, error) {
-	key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(b64))
-	if err != nil {
-		return nil, fmt.Errorf("decode gossip key (want base64 of %d bytes): %w", KeySize, err)
-	}
-	if len(key) != KeySize {
-		return nil, fmt.Errorf("gossip key is %d bytes, want %d (generate one with: head -c %d /dev/urandom | base64)", len(key), KeySize, KeySize)
-	}
-	return key, nil
+// ParseGossipKeys decodes the gossip key file: one base64 key per line,
+// the first seals, every one opens (see ParseKeys). The boxes and the
+// witness hold it: it lets a member gossip, and nothing more.
+func ParseGossipKeys(text string) ([][]byte, error) {
+	return ParseKeys(text, "gossip key", KeySize)
 }
 
 // ProbeInterval is memberlist's: each other member is probed every
@@ -55,7 +50,10 @@ func ParseKey(b64 string) ([]byte, error) {
 const ProbeInterval = 200 * time.Millisecond
 
 // NewSerfConfig is the one place serf is tuned for sand: two boxes (and an
-// optional witness) on one LAN, gossip encrypted with key (KeySize bytes).
+// optional witness) on one LAN, gossip sealed with keys (KeySize bytes
+// each; the first seals, any opens) by sand's own transport
+// (gossipTransport: memberlist's keyring stays off, so serf's key
+// queries change nothing).
 //
 // Timings, measured on these machines (LAB.md, HOST-FINDINGS.md §4):
 // memberlist's LAN defaults (ProbeInterval 1 s, ProbeTimeout 500 ms,
@@ -77,12 +75,17 @@ const ProbeInterval = 200 * time.Millisecond
 // load on a noisy 2-core host gave no false failure. The 100 ms / 50 ms
 // profile (0.4-0.5 s) was not chosen: it halves the margin for a gain that
 // DRBD's own timeouts and the decision's settle time make irrelevant.
-func NewSerfConfig(nodeName, bindAddr string, port int, key []byte, logger *slog.Logger) (*serf.Config, error) {
+func NewSerfConfig(nodeName, bindAddr string, port int, keys [][]byte, logger *slog.Logger) (*serf.Config, error) {
 	if nodeName == "" {
 		return nil, errors.New("serf config: empty node name")
 	}
-	if len(key) != KeySize {
-		return nil, fmt.Errorf("serf config: gossip key is %d bytes, want %d", len(key), KeySize)
+	if len(keys) == 0 {
+		return nil, errors.New("serf config: no gossip key")
+	}
+	for _, key := range keys {
+		if len(key) != KeySize {
+			return nil, fmt.Errorf("serf config: gossip key is %d bytes, want %d", len(key), KeySize)
+		}
 	}
 	if ip := net.ParseIP(bindAddr); ip == nil {
 		return nil, fmt.Errorf("serf config: bind address %q is not an IP address", bindAddr)
@@ -95,7 +98,6 @@ func NewSerfConfig(nodeName, bindAddr string, port int, key []byte, logger *slog
 	ml.BindAddr = bindAddr
 	ml.BindPort = port
 	ml.AdvertisePort = port
-	ml.SecretKey = key
 	ml.ProbeInterval = ProbeInterval
 	ml.ProbeTimeout = 100 * time.Millisecond
 	ml.GossipInterval = 100 * time.Millisecond
@@ -111,6 +113,14 @@ func NewSerfConfig(nodeName, bindAddr string, port int, key []byte, logger *slog
 	logLogger := log.New(serfLog{logger.With("component", "serf")}, "", 0)
 	ml.Logger = logLogger
 	ml.LogOutput = nil
+	// Sealed packets are longer than memberlist's: keep a gossip datagram
+	// within the 1400 bytes memberlist plans for.
+	ml.UDPBufferSize -= sealOverhead
+	t, err := newGossipTransport(ml, keys)
+	if err != nil {
+		return nil, fmt.Errorf("serf config: %w", err)
+	}
+	ml.Transport = t
 
 	c := serf.DefaultConfig()
 	c.Init()
@@ -120,8 +130,8 @@ func NewSerfConfig(nodeName, bindAddr string, port int, key []byte, logger *slog
 	c.LogOutput = nil
 	// Events reach the decision at once (CoalescePeriod stays 0).
 	c.CoalescePeriod = 0
-	// A query's answer is one UDP datagram (encrypted with the gossip
-	// key); memberlist reads up to 64 KiB. The hand-over record of a
+	// A query's answer is one UDP datagram (sealed with the gossip key,
+	// signed with the pair key); memberlist reads up to 64 KiB. The hand-over record of a
 	// volume group with 31 volumes is about 3 KiB.
 	c.QueryResponseSizeLimit = QueryResponseLimit
 	return c, nil
@@ -141,6 +151,11 @@ func (w serfLog) Write(p []byte) (int, error) {
 			line, level = strings.TrimSpace(rest), l
 			break
 		}
+	}
+	// memberlist says so on every tag change when its own encryption is
+	// off; sand's transport seals every packet and stream.
+	if strings.Contains(line, "without encryption") {
+		level = slog.LevelDebug
 	}
 	w.log.Log(context.Background(), level, line)
 	return len(p), nil
@@ -239,9 +254,11 @@ const (
 	OutdateRefused = "primary" // the peer is primary: it will not outdate itself
 )
 
-// QueryHandler answers queries from other members; set it before Start.
-// Each query is answered on a goroutine of its own, within the asker's
-// timeout (serf drops a late answer).
+// QueryHandler answers the peer's queries; set it before Start. It sees
+// only queries that passed the pair's checks (PairAuth), with their
+// payload; its answer is signed for the asker. Each query is answered on a
+// goroutine of its own, within the asker's timeout (serf drops a late
+// answer).
 type QueryHandler func(name string, payload []byte) []byte
 
 // SetQueryHandler installs the handler for incoming queries.
@@ -251,39 +268,143 @@ func (m *Membership) SetQueryHandler(h QueryHandler) {
 	m.mu.Unlock()
 }
 
+// Authenticate gives a storage box its pair credentials; call it before
+// Start. A member without them (the witness) signs nothing and accepts no
+// intent, query or answer: it only gossips and votes.
+func (m *Membership) Authenticate(a PairAuth) error {
+	g, err := newGuard(a, m.now)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	m.guard = g
+	m.mu.Unlock()
+	return nil
+}
+
+// OnRefused installs what is told of each refused message (the pair
+// records it as an event). Refusals are also logged, both at most
+// refusalBurst at once and then one per refusalEvery: a flood of forged
+// messages must not flood the journal; the next one passed on says how
+// many were left out.
+func (m *Membership) OnRefused(f func(Refusal)) {
+	m.mu.Lock()
+	m.onRefused = f
+	m.mu.Unlock()
+}
+
+const (
+	refusalBurst = 20
+	refusalEvery = 500 * time.Millisecond
+)
+
+func (m *Membership) refuse(r Refusal) {
+	r.Time = m.now()
+	m.mu.Lock()
+	h := m.onRefused
+	// A token bucket: refusalBurst tokens, one more every refusalEvery.
+	if !m.refusedAt.IsZero() {
+		m.refusalTokens += float64(r.Time.Sub(m.refusedAt)) / float64(refusalEvery)
+	} else {
+		m.refusalTokens = refusalBurst
+	}
+	m.refusalTokens = min(m.refusalTokens, refusalBurst)
+	m.refusedAt = r.Time
+	if m.refusalTokens < 1 {
+		m.refusedLeftOut++
+		m.mu.Unlock()
+		return
+	}
+	m.refusalTokens--
+	if m.refusedLeftOut > 0 {
+		r.Reason = fmt.Errorf("%w (and %d more refused messages not recorded)", r.Reason, m.refusedLeftOut)
+		m.refusedLeftOut = 0
+	}
+	m.mu.Unlock()
+	m.log.Warn("message refused", "what", r.What, "from", r.From, "reason", r.Reason)
+	if h != nil {
+		h(r)
+	}
+}
+
+func (m *Membership) pairGuard() *guard {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.guard
+}
+
+// answer checks a query (from the configured peer, signed with the pair
+// key, fresh, not seen before) and answers it, signed, through the
+// handler. Anything else is refused and answered with nothing.
 func (m *Membership) answer(q *serf.Query) {
 	m.mu.Lock()
 	h := m.onQuery
 	m.mu.Unlock()
+	g := m.pairGuard()
+	if g == nil {
+		m.log.Debug("ignoring a query: this member holds no pair key", "query", q.Name, "from", q.SourceNode())
+		return
+	}
+	msg, from, err := g.open(q.Payload, expect{kind: q.Name, from: g.auth.Peer, sender: q.SourceNode()})
+	if err != nil {
+		m.refuse(Refusal{What: "query " + q.Name, From: from, Reason: err})
+		return
+	}
 	if h == nil {
 		return
 	}
-	if err := q.Respond(h(q.Name, q.Payload)); err != nil {
+	b, _, err := g.sign(answerKind(q.Name), g.auth.Peer, msg.Nonce, h(q.Name, msg.Payload))
+	if err != nil {
+		m.log.Warn("answer a query", "query", q.Name, "err", err)
+		return
+	}
+	if err := q.Respond(b); err != nil {
 		m.log.Warn("answer a query", "query", q.Name, "err", err)
 	}
 }
 
-// Ask sends a query to one member and returns its answer.
+// Ask sends a signed query to the peer and returns its answer, once that
+// is signed by the peer for this very question. A refused answer is
+// recorded (OnRefused) and returned as an error: serf takes one answer
+// per member, so none better will come.
 func (m *Membership) Ask(ctx context.Context, member, name string, payload []byte) ([]byte, error) {
 	m.mu.Lock()
 	s := m.serf
 	m.mu.Unlock()
-	if s == nil {
+	g := m.pairGuard()
+	switch {
+	case s == nil:
 		return nil, fmt.Errorf("ask %s %s: membership not started", member, name)
+	case g == nil:
+		return nil, fmt.Errorf("ask %s %s: this member holds no pair key", member, name)
+	case member != g.auth.Peer:
+		return nil, fmt.Errorf("ask %s %s: only the peer %s is asked", member, name, g.auth.Peer)
+	}
+	b, question, err := g.sign(name, member, [16]byte{}, payload)
+	if err != nil {
+		return nil, fmt.Errorf("ask %s %s: %w", member, name, err)
 	}
 	timeout := 3 * time.Second
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = time.Until(dl)
 	}
-	resp, err := s.Query(name, payload, &serf.QueryParam{FilterNodes: []string{member}, Timeout: timeout})
+	resp, err := s.Query(name, b, &serf.QueryParam{FilterNodes: []string{member}, Timeout: timeout})
 	if err != nil {
 		return nil, fmt.Errorf("ask %s %s: %w", member, name, err)
 	}
 	defer resp.Close()
+	what := "answer to " + name
 	for r := range resp.ResponseCh() {
-		if r.From == member {
-			return r.Payload, nil
+		if r.From != member {
+			m.refuse(Refusal{What: what, From: r.From, Reason: fmt.Errorf("%w: only %s was asked", ErrNotPeer, member)})
+			continue
 		}
+		msg, from, err := g.open(r.Payload, expect{kind: answerKind(name), from: member, re: question.Nonce, sender: r.From})
+		if err != nil {
+			m.refuse(Refusal{What: what, From: from, Reason: err})
+			return nil, fmt.Errorf("ask %s %s: answer refused: %w", member, name, err)
+		}
+		return msg.Payload, nil
 	}
 	return nil, fmt.Errorf("ask %s %s: no answer within %s", member, name, timeout.Round(time.Millisecond))
 }
@@ -293,38 +414,67 @@ func (m *Membership) Ask(ctx context.Context, member, name string, payload []byt
 // or UI they use.
 const EventIntent = "intent"
 
-// intentEvent is the serf user event that carries an intent.
+// intentEvent is the serf user event that carries an intent, and the kind
+// of its signed message.
 const intentEvent = "sand-intent"
 
-// SendIntent asks the named box to adopt intent. Serf delivers user events
-// to every member, this one included.
+// SendIntent asks the peer to adopt intent, signed with the pair key.
+// Serf delivers user events to every member, this one and the witness
+// included; only the peer accepts it.
 func (m *Membership) SendIntent(box string, intent Intent) error {
 	m.mu.Lock()
 	s := m.serf
 	m.mu.Unlock()
-	if s == nil {
+	g := m.pairGuard()
+	switch {
+	case s == nil:
 		return fmt.Errorf("send intent %s to %s: membership not started", intent, box)
+	case g == nil:
+		return fmt.Errorf("send intent %s to %s: this member holds no pair key", intent, box)
+	case box != g.auth.Peer:
+		return fmt.Errorf("send intent %s to %s: intents go to the peer %s only", intent, box, g.auth.Peer)
 	}
-	if err := s.UserEvent(intentEvent, []byte(box+"="+intent.String()), false); err != nil {
+	b, _, err := g.sign(intentEvent, box, [16]byte{}, []byte(intent.String()))
+	if err != nil {
+		return fmt.Errorf("send intent %s to %s: %w", intent, box, err)
+	}
+	if err := s.UserEvent(intentEvent, b, false); err != nil {
 		return fmt.Errorf("send intent %s to %s: %w", intent, box, err)
 	}
 	return nil
 }
 
 func (m *Membership) userEvent(ue serf.UserEvent) {
+	g := m.pairGuard()
+	if g == nil {
+		m.log.Debug("ignoring a user event: this member holds no pair key", "event", ue.Name)
+		return
+	}
 	if ue.Name != intentEvent {
+		m.refuse(Refusal{What: fmt.Sprintf("user event %q", ue.Name), From: "unknown", Reason: errors.New("sand sends no such event")})
 		return
 	}
-	box, value, ok := strings.Cut(string(ue.Payload), "=")
-	intent, err := ParseIntent(value)
-	if !ok || err != nil {
-		m.log.Warn("ignoring a malformed intent event", "payload", string(ue.Payload))
+	// This box's own intents come back to it (serf delivers to every
+	// member): the peer checks them. A forgery that claims this box's
+	// name changes nothing here either.
+	if msg, _, _, err := parseMessage(ue.Payload); err == nil && msg.From == g.auth.Self {
 		return
 	}
+	msg, from, err := g.open(ue.Payload, expect{kind: intentEvent, from: g.auth.Peer})
+	if err != nil {
+		m.refuse(Refusal{What: "intent", From: from, Reason: err})
+		return
+	}
+	intent, err := ParseIntent(string(msg.Payload))
+	if err != nil {
+		m.refuse(Refusal{What: "intent", From: from, Reason: err})
+		return
+	}
+	m.log.Info("intent from the peer", "from", from, "intent", intent.String())
 	select {
-	case m.events <- Event{Time: m.now(), Kind: EventIntent, Member: Member{Name: box}, Intent: intent}:
+	case m.events <- Event{Time: m.now(), Kind: EventIntent, Member: Member{Name: g.auth.Self}, Intent: intent}:
 	default:
-		m.log.Warn("intent event dropped: reader too slow", "box", box)
+		m.log.Warn("intent event dropped: reader too slow", "intent", intent.String())
 	}
 }
 
@@ -340,8 +490,17 @@ type Membership struct {
 	since   map[string]sinceEntry
 	stopped chan struct{}
 	onQuery QueryHandler
-	once    sync.Once
-	loop    sync.WaitGroup
+	// guard signs and checks the pair's messages (nil: a witness, which
+	// accepts none).
+	guard     *guard
+	onRefused func(Refusal)
+	// the refusals' token bucket (see refuse), and how many were left
+	// out since the last one passed on.
+	refusedAt      time.Time
+	refusalTokens  float64
+	refusedLeftOut int
+	once           sync.Once
+	loop           sync.WaitGroup
 	// answering counts the queries being answered; Shutdown waits for them.
 	answering sync.WaitGroup
 }
@@ -391,9 +550,14 @@ func NewMembership(conf *serf.Config, logger *slog.Logger, now func() time.Time)
 // Start binds the gossip port and starts the agent, advertising tags.
 func (m *Membership) Start(tags Tags) error {
 	m.conf.Tags = tags.Map()
+	ml := m.conf.MemberlistConfig
 	s, err := serf.Create(m.conf)
 	if err != nil {
-		return fmt.Errorf("start serf member %s on %s:%d: %w", m.conf.NodeName, m.conf.MemberlistConfig.BindAddr, m.conf.MemberlistConfig.BindPort, err)
+		// The sealed transport may have bound before serf failed.
+		if t, ok := ml.Transport.(*gossipTransport); ok {
+			_ = t.Shutdown()
+		}
+		return fmt.Errorf("start serf member %s on %s:%d: %w", m.conf.NodeName, ml.BindAddr, ml.BindPort, err)
 	}
 	m.mu.Lock()
 	m.serf = s

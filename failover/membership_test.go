@@ -3,6 +3,7 @@ package failover
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"fmt"
 	"log/slog"
 	"net"
@@ -16,6 +17,8 @@ import (
 
 func testKey() []byte { return bytes.Repeat([]byte{7}, KeySize) }
 
+func testKeys() [][]byte { return [][]byte{testKey()} }
+
 func startMember(t *testing.T, name, ip string, tags Tags) *Membership {
 	t.Helper()
 	return startMemberOn(t, name, ip, 0, tags)
@@ -23,7 +26,7 @@ func startMember(t *testing.T, name, ip string, tags Tags) *Membership {
 
 func startMemberOn(t *testing.T, name, ip string, port int, tags Tags) *Membership {
 	t.Helper()
-	conf, err := NewSerfConfig(name, ip, port, testKey(), slog.New(slog.DiscardHandler))
+	conf, err := NewSerfConfig(name, ip, port, testKeys(), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatalf("NewSerfConfig: %v", err)
 	}
@@ -95,20 +98,20 @@ func TestMembershipLoopback(t *testing.T) {
 	if got := p.Since.Sub(killed); got <= 0 || got > detect {
 		t.Errorf("Peer.Since is %s after the kill, want within (0, %s]", got, detect)
 	}
-	var sawFailed bool
-	for drained := false; !drained; {
-		select {
-		case ev := <-san2.Events():
-			if ev.Member.Name == "san1" && ev.Member.Status == MemberFailed && ev.Kind == "member-failed" {
-				sawFailed = true
+	// The event travels through serf's event goroutines, and may arrive
+	// a moment after the member list changed.
+	waitFor(t, 2*time.Second, "a member-failed event for san1 on san2's Events channel", func() bool {
+		for {
+			select {
+			case ev := <-san2.Events():
+				if ev.Member.Name == "san1" && ev.Member.Status == MemberFailed && ev.Kind == "member-failed" {
+					return true
+				}
+			default:
+				return false
 			}
-		default:
-			drained = true
 		}
-	}
-	if !sawFailed {
-		t.Error("no member-failed event for san1 on san2's Events channel")
-	}
+	})
 
 	// A graceful leave is seen as Left.
 	left := time.Now()
@@ -172,20 +175,30 @@ func TestMembershipRemembersAReturn(t *testing.T) {
 }
 
 func TestKeyAndConfigErrors(t *testing.T) {
-	if _, err := ParseKey("c2hvcnQ="); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("want %d", KeySize)) {
-		t.Errorf("ParseKey of a 5-byte key: err = %v, want a length error", err)
+	if _, err := ParseGossipKeys("c2hvcnQ="); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("want %d", KeySize)) {
+		t.Errorf("ParseGossipKeys of a 5-byte key: err = %v, want a length error", err)
 	}
-	if _, err := ParseKey("not base64!"); err == nil {
-		t.Error("ParseKey of garbage: no error")
+	if _, err := ParseGossipKeys("not base64!"); err == nil {
+		t.Error("ParseGossipKeys of garbage: no error")
+	}
+	if _, err := ParseGossipKeys("\n \n"); err == nil || !strings.Contains(err.Error(), "no key") {
+		t.Errorf("ParseGossipKeys of blank lines: err = %v, want no key", err)
 	}
 	good := "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc="
-	if k, err := ParseKey(good); err != nil || !bytes.Equal(k, testKey()) {
-		t.Errorf("ParseKey(%q) = %v, %v", good, k, err)
+	if k, err := ParseGossipKeys(good + "\n"); err != nil || len(k) != 1 || !bytes.Equal(k[0], testKey()) {
+		t.Errorf("ParseGossipKeys(%q) = %v, %v", good, k, err)
 	}
-	if _, err := NewSerfConfig("san1", "127.0.0.1", 7946, []byte("short"), slog.New(slog.DiscardHandler)); err == nil {
+	other := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{8}, KeySize))
+	if k, err := ParseGossipKeys(other + "\n\n" + good + "\n"); err != nil || len(k) != 2 || k[0][0] != 8 || k[1][0] != 7 {
+		t.Errorf("two keys: %v, %v; want both, the first first", k, err)
+	}
+	if _, err := NewSerfConfig("san1", "127.0.0.1", 7946, [][]byte{[]byte("short")}, slog.New(slog.DiscardHandler)); err == nil {
 		t.Error("NewSerfConfig with a short key: no error")
 	}
-	if _, err := NewSerfConfig("san1", "san1.lan", 7946, testKey(), slog.New(slog.DiscardHandler)); err == nil {
+	if _, err := NewSerfConfig("san1", "127.0.0.1", 7946, nil, slog.New(slog.DiscardHandler)); err == nil {
+		t.Error("NewSerfConfig without a key: no error")
+	}
+	if _, err := NewSerfConfig("san1", "san1.lan", 7946, testKeys(), slog.New(slog.DiscardHandler)); err == nil {
 		t.Error("NewSerfConfig with a host name as bind address: no error")
 	}
 }

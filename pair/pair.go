@@ -198,7 +198,7 @@ func (p *Pair) Start(ctx context.Context) error {
 	if err := p.box.Refresh(); err != nil {
 		p.log.Warn("read the registry for display", "err", err)
 	}
-	p.members.SetQueryHandler(p.answer)
+	p.listen()
 	if err := p.members.Start(failover.Tags{Generation: p.box.Generation()}); err != nil {
 		return err
 	}
@@ -225,8 +225,18 @@ func (p *Pair) goRun(f func(ctx context.Context)) {
 	}()
 }
 
+// listen has the membership pass the peer's checked queries to answer,
+// and record every message it refuses.
+func (p *Pair) listen() {
+	p.members.SetQueryHandler(p.answer)
+	p.members.OnRefused(func(r failover.Refusal) {
+		p.record(events.MessageRefused, "%s", r)
+	})
+}
+
 // answer answers the peer's queries; the membership calls it on a
-// goroutine per query.
+// goroutine per query, once the query passed the pair's checks (from the
+// configured peer, signed with the pair key, fresh, not replayed).
 func (p *Pair) answer(name string, payload []byte) []byte {
 	switch {
 	case p.storage == nil:

@@ -19,7 +19,7 @@ func newPair(t *testing.T, w *world) *Pair {
 	t.Helper()
 	cfg := testConfig("san1", "san2")
 	log := slog.New(slog.DiscardHandler)
-	conf, err := failover.NewSerfConfig(cfg.Name, "127.0.0.1", 0, bytes.Repeat([]byte{7}, failover.KeySize), log)
+	conf, err := failover.NewSerfConfig(cfg.Name, "127.0.0.1", 0, [][]byte{bytes.Repeat([]byte{7}, failover.KeySize)}, log)
 	if err != nil {
 		t.Fatal(err)
 	}

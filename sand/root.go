@@ -82,7 +82,7 @@ func configKeys() map[string]any {
 		"target.driver": d.Target.Driver, "target.tgt_control_port": d.Target.TgtControlPort,
 		"target.configfs": d.Target.ConfigFS,
 		"pair.peer":       d.Pair.Peer, "pair.witness": d.Pair.Witness, "pair.ping_targets": d.Pair.PingTargets,
-		"pair.serf_bind": d.Pair.SerfBind, "pair.join": d.Pair.Join, "pair.serf_key_file": d.Pair.SerfKeyFile,
+		"pair.serf_bind": d.Pair.SerfBind, "pair.join": d.Pair.Join, "pair.serf_key_file": d.Pair.SerfKeyFile, "pair.pair_key_file": d.Pair.PairKeyFile,
 		"pair.vip": d.Pair.VIP, "pair.vip_interface": d.Pair.VIPInterface, "pair.storage": d.Pair.Storage,
 		"pair.drbd.resource": d.Pair.DRBD.Resource, "pair.drbd.minor": d.Pair.DRBD.Minor, "pair.drbd.port": d.Pair.DRBD.Port,
 		"pair.drbd.disk": d.Pair.DRBD.Disk, "pair.drbd.address": d.Pair.DRBD.Address,

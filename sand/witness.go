@@ -13,7 +13,9 @@ import (
 )
 
 // witnessCmd runs a storage-less serf member that only votes: the third
-// member of the quorum (self + peer + witness, 2 of 3).
+// member of the quorum (self + peer + witness, 2 of 3). Its one credential
+// is the gossip key: it holds no pair key, so the boxes accept no intent,
+// query or answer from it.
 func witnessCmd(e *env) *cobra.Command {
 	var name, bind, keyFile string
 	var join []string
@@ -39,17 +41,17 @@ func witnessCmd(e *env) *cobra.Command {
 				return fmt.Errorf("parse --bind port %q: %w", portStr, err)
 			}
 			if keyFile == "" {
-				return fmt.Errorf("--key-file is required: the gossip key (base64 of %d bytes) shared with the boxes", failover.KeySize)
+				return fmt.Errorf("--key-file is required: the gossip key (base64 of %d bytes) shared with the boxes (their pair.serf_key_file; never their pair key)", failover.KeySize)
 			}
 			raw, err := appliance.ReadSecretFile(keyFile)
 			if err != nil {
 				return fmt.Errorf("read gossip key: %w", err)
 			}
-			key, err := failover.ParseKey(raw)
+			keys, err := failover.ParseGossipKeys(raw)
 			if err != nil {
 				return fmt.Errorf("gossip key %s: %w", keyFile, err)
 			}
-			conf, err := failover.NewSerfConfig(name, host, port, key, log)
+			conf, err := failover.NewSerfConfig(name, host, port, keys, log)
 			if err != nil {
 				return err
 			}
@@ -59,6 +61,6 @@ func witnessCmd(e *env) *cobra.Command {
 	cmd.Flags().StringVar(&name, "name", "", "serf node name of this witness (default: host name)")
 	cmd.Flags().StringVar(&bind, "bind", "0.0.0.0:7946", "gossip address, ip:port")
 	cmd.Flags().StringSliceVar(&join, "join", nil, "storage boxes to join, ip:port (repeat or comma-separate)")
-	cmd.Flags().StringVar(&keyFile, "key-file", "", "file holding the base64 gossip key (32 bytes)")
+	cmd.Flags().StringVar(&keyFile, "key-file", "", "file holding the base64 gossip key (32 bytes; one per line while rotating): the boxes' serf key, not their pair key")
 	return cmd
 }

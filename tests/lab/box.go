@@ -104,7 +104,7 @@ func (b *Box) Settings() []string {
 		if o.Name != s.Name {
 			set = append(set, "peer="+o.FrontIP, "peer_repl="+o.ReplIP)
 			if b.lab.Pair != "" {
-				set = append(set, "pair="+b.lab.Pair, "peer_name="+o.Name, "serf_key="+b.lab.SerfKey,
+				set = append(set, "pair="+b.lab.Pair, "peer_name="+o.Name, "serf_key="+b.lab.SerfKey, "pair_key="+b.lab.PairKey,
 					"witness="+FrontHost().String()+":7946", "witness_name="+witnessName)
 			}
 			break

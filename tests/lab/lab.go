@@ -147,6 +147,7 @@ type State struct {
 	// WitnessPID is the pair's `sand witness` in the lab namespace.
 	WitnessPID int      `json:"witness_pid,omitempty"`
 	SerfKey    string   `json:"serf_key,omitempty"`
+	PairKey    string   `json:"pair_key,omitempty"` // the boxes' alone: never the witness's
 	Boot       BootMode `json:"boot"`
 	Kernel     string   `json:"kernel"`
 	Initrd     string   `json:"initrd"`
@@ -344,6 +345,8 @@ func Up(ctx context.Context, o Options) (l *Lab, err error) {
 		key := make([]byte, 32)
 		rand.Read(key)
 		l.SerfKey = base64.StdEncoding.EncodeToString(key)
+		rand.Read(key)
+		l.PairKey = base64.StdEncoding.EncodeToString(key)
 	}
 	for i, name := range o.Boxes {
 		if !validName(name) {

@@ -49,6 +49,7 @@ func TestNodeSetupRendersWhatSandAccepts(t *testing.T) {
 					DRBD: appliance.DRBDConfig{Disk: "/dev/disk/by-id/virtio-sand-data", Address: "10.98.0.11", PeerAddress: "10.98.0.12"},
 				}
 				got := c.Pair
+				got.PairKeyFile = ""
 				got.SerfKeyFile, got.VIPInterface = "", ""
 				got.DRBD.Resource, got.DRBD.Minor, got.DRBD.Port, got.DRBD.MetaSize = "", 0, 0, ""
 				got.PingTargets = nil
@@ -60,7 +61,8 @@ func TestNodeSetupRendersWhatSandAccepts(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			l := &Lab{State: State{Token: "0123456789abcdef0123", Pair: tc.pair, SerfKey: "c2FuZC1sYWItc2VyZi1rZXktb2YtMzItYnl0ZXMhISE="}, boxes: map[string]*Box{}}
+			l := &Lab{State: State{Token: "0123456789abcdef0123", Pair: tc.pair, SerfKey: "c2FuZC1sYWItc2VyZi1rZXktb2YtMzItYnl0ZXMhISE=",
+				PairKey: "c2FuZC1sYWItcGFpci1rZXktb2YtMzItYnl0ZXMhISE="}, boxes: map[string]*Box{}}
 			for i, n := range []string{"san1", "san2"} {
 				octet := 11 + i
 				l.Boxes = append(l.Boxes, BoxState{Name: n, Octet: octet,
@@ -107,10 +109,15 @@ func TestNodeSetupRendersWhatSandAccepts(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if tc.pair != "" {
+				if key, err := appliance.ReadSecretFile(c.Pair.PairKeyFile); err != nil || key != l.PairKey {
+					t.Errorf("pair key file %q: %v; want the lab's pair key", c.Pair.PairKeyFile, err)
+				}
+			}
 			if !strings.Contains(string(env), "SAND_NODE_POOL_DEVICE="+tc.wantPool+"\n") {
 				t.Errorf("node.env pool device: want %s in\n%s", tc.wantPool, env)
 			}
-			if strings.Contains(string(env), l.Token) || strings.Contains(string(env), l.SerfKey) {
+			if strings.Contains(string(env), l.Token) || strings.Contains(string(env), l.SerfKey) || strings.Contains(string(env), l.PairKey) {
 				t.Errorf("node.env holds a secret:\n%s", env)
 			}
 		})

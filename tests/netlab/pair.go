@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -21,9 +22,18 @@ type Pair struct {
 	Gateway *Host
 	VIP     string // address without prefix
 	keyFile string
-	bin     string
-	wproc   *Proc
+	// pairKeyFile is the boxes' pair key: the witness never gets it.
+	pairKeyFile string
+	bin         string
+	wproc       *Proc
 }
+
+// GossipKeyFile is the gossip key all three members hold (the witness's
+// one credential).
+func (p *Pair) GossipKeyFile() string { return p.keyFile }
+
+// PairKeyFile is the key only the two boxes hold.
+func (p *Pair) PairKeyFile() string { return p.pairKeyFile }
 
 // NewPair prepares san1 and san2 on the given hosts with the third vote
 // (Pair.Witness or Pair.Gateway set in tie); Start runs them.
@@ -31,8 +41,13 @@ func NewPair(t testing.TB, bin string, san1, san2 *Host, tie Pair, vip string) *
 	dir := t.TempDir()
 	key := make([]byte, 32)
 	rand.Read(key)
-	p := &Pair{Witness: tie.Witness, Gateway: tie.Gateway, VIP: vip, keyFile: filepath.Join(dir, "serf.key"), bin: bin}
+	p := &Pair{Witness: tie.Witness, Gateway: tie.Gateway, VIP: vip, keyFile: filepath.Join(dir, "serf.key"),
+		pairKeyFile: filepath.Join(dir, "pair.key"), bin: bin}
 	if err := os.WriteFile(p.keyFile, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rand.Read(key)
+	if err := os.WriteFile(p.pairKeyFile, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if (p.Witness == nil) == (p.Gateway == nil) {
@@ -51,10 +66,11 @@ func NewPair(t testing.TB, bin string, san1, san2 *Host, tie Pair, vip string) *
   peer: %s
 %s  serf_bind: %s:7946
   serf_key_file: %s
+  pair_key_file: %s
   vip: %s/24
   vip_interface: eth0
   storage: shared
-`, peer.Name, third, h.IP, p.keyFile, vip)
+`, peer.Name, third, h.IP, p.keyFile, p.pairKeyFile, vip)
 		p.Boxes[i] = newSandBox(t, h, bin, dir, dir, "", extra)
 		p.Boxes[i].VIP = vip
 	}
@@ -65,6 +81,15 @@ func NewPair(t testing.TB, bin string, san1, san2 *Host, tie Pair, vip string) *
 func (p *Pair) StartWitness() {
 	p.wproc = p.Witness.Start(p.bin, "witness", "--name", p.Witness.Name, "--bind", p.Witness.IP+":7946",
 		"--join", p.Boxes[0].Host.IP+":7946,"+p.Boxes[1].Host.IP+":7946", "--key-file", p.keyFile)
+}
+
+// StopWitness ends `sand witness` as systemd would (SIGTERM: it leaves
+// the cluster) and waits for it; StartWitness runs it again.
+func (p *Pair) StopWitness() error {
+	if p.wproc == nil {
+		return nil
+	}
+	return p.wproc.Signal(syscall.SIGTERM)
 }
 
 // HoldsVIP reports whether the box has the VIP on eth0.
