@@ -1,9 +1,11 @@
 package ui
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	stdlog "log"
 	"log/slog"
 	"mime/multipart"
 	"net"
@@ -257,6 +259,27 @@ func NewRedirectServer(httpsPort string, log *slog.Logger) *http.Server {
 		WriteTimeout:      10 * time.Second,
 		IdleTimeout:       10 * time.Second,
 		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(log.With("component", "http-redirect").Handler(), slog.LevelWarn),
+		ErrorLog:          httpErrorLog(log.With("component", "http-redirect")),
 	}
+}
+
+// httpErrorLog is net/http's error log into slog: warnings, but for failed
+// TLS handshakes, which are debug. A client that trusts sand by a pinned
+// fingerprint (the CLI, the lab) fetches the certificate first and stops
+// that handshake itself, and scanners do the like: neither is sand's
+// problem, and at WARN they would flood the journal.
+func httpErrorLog(log *slog.Logger) *stdlog.Logger {
+	return stdlog.New(levelWriter{log}, "", 0)
+}
+
+type levelWriter struct{ log *slog.Logger }
+
+func (w levelWriter) Write(p []byte) (int, error) {
+	msg := strings.TrimSpace(string(p))
+	level := slog.LevelWarn
+	if strings.HasPrefix(msg, "http: TLS handshake error") {
+		level = slog.LevelDebug
+	}
+	w.log.Log(context.Background(), level, msg)
+	return len(p), nil
 }

@@ -261,3 +261,16 @@ func TestTLSPage(t *testing.T) {
 		t.Errorf("upload without a session: %d", rec.Code)
 	}
 }
+
+// TestHTTPErrorLog: failed TLS handshakes (pinned clients fetching the
+// certificate, scanners) are debug; other server errors warnings.
+func TestHTTPErrorLog(t *testing.T) {
+	var buf bytes.Buffer
+	l := httpErrorLog(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	l.Printf("http: TLS handshake error from 10.0.0.1:4242: remote error: tls: bad certificate")
+	l.Printf("http: Accept error: too many open files; retrying in 5ms")
+	out := buf.String()
+	if !strings.Contains(out, `level=DEBUG msg="http: TLS handshake error`) || !strings.Contains(out, `level=WARN msg="http: Accept error`) {
+		t.Errorf("levels:\n%s", out)
+	}
+}
