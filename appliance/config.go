@@ -44,9 +44,15 @@ type Config struct {
 	AdminPasswordHash string `mapstructure:"admin_password_hash"`
 	// AdminPasswordFile holds a first admin password in clear text (first
 	// boot writes one). At the first start sand keeps its bcrypt hash in
-	// AdminPasswordPath and reads the file no more; the admin changes the
-	// password in the UI.
+	// AdminPasswordPath, removes the file and reads it no more; the admin
+	// changes the password in the UI.
 	AdminPasswordFile string `mapstructure:"admin_password_file"`
+	// AdminPasswordHashFile is where the UI keeps the admin password's
+	// bcrypt hash (default state_dir/admin-password). The image keeps it
+	// on the config partition, which a paired box has at every start
+	// (its state_dir is on the replicated volume, there only on the
+	// primary).
+	AdminPasswordHashFile string `mapstructure:"admin_password_hash_file"`
 	// SecureCookies is accepted and has no effect: sand answers over
 	// HTTPS only and its cookies are always Secure.
 	SecureCookies bool `mapstructure:"secure_cookies"`
@@ -100,8 +106,14 @@ func (c Config) RegistryPath() string { return filepath.Join(c.StateDir, "regist
 // IETDPath is where the rendered target configuration is written.
 func (c Config) IETDPath() string { return filepath.Join(c.StateDir, "ietd.conf") }
 
-// AdminPasswordPath is where the UI keeps the admin password's hash.
-func (c Config) AdminPasswordPath() string { return filepath.Join(c.StateDir, "admin-password") }
+// AdminPasswordPath is where the UI keeps the admin password's hash:
+// admin_password_hash_file, else state_dir/admin-password.
+func (c Config) AdminPasswordPath() string {
+	if c.AdminPasswordHashFile != "" {
+		return c.AdminPasswordHashFile
+	}
+	return filepath.Join(c.StateDir, "admin-password")
+}
 
 // PortalAddr returns the portal as ip:port.
 func (c Config) PortalAddr() (netip.AddrPort, error) {
@@ -138,6 +150,11 @@ func (c Config) Validate() error {
 	}
 	if err := c.validateMonitorToken(); err != nil {
 		return err
+	}
+	for key, p := range map[string]string{"admin_password_file": c.AdminPasswordFile, "admin_password_hash_file": c.AdminPasswordHashFile} {
+		if p != "" && !filepath.IsAbs(p) {
+			return fmt.Errorf("config %s %q must be an absolute path", key, p)
+		}
 	}
 	switch c.Pool.Kind {
 	case "file":

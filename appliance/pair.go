@@ -53,6 +53,10 @@ type DRBDConfig struct {
 	PeerAddress string `mapstructure:"peer_address"`
 	// MetaSize is the size of the metadata volume (the registry's home).
 	MetaSize string `mapstructure:"meta_size"`
+	// SecretFile holds the shared secret that authenticates the DRBD link
+	// (cram-hmac-alg sha256): the same on both boxes, made at pairing,
+	// 16-63 letters, digits or + / = . _ - (base64 of 30 random bytes).
+	SecretFile string `mapstructure:"secret_file"`
 }
 
 // Paired reports whether the box is one of a pair.
@@ -139,6 +143,12 @@ func (c Config) validatePair() error {
 		}
 		if _, err := ParseSize(d.MetaSize); err != nil {
 			return fmt.Errorf("config pair.drbd.meta_size: %w", err)
+		}
+		if d.SecretFile == "" {
+			return fmt.Errorf("config pair.drbd.secret_file is empty: the DRBD link must authenticate the peer; put the same secret on both boxes (head -c 30 /dev/urandom | base64 > FILE; chmod 600 FILE)")
+		}
+		if _, err := os.Stat(d.SecretFile); err != nil {
+			return fmt.Errorf("config pair.drbd.secret_file: %w", err)
 		}
 		if c.Pool.Kind != "lvm" {
 			return fmt.Errorf("config pool.kind must be lvm with pair.storage drbd: the pool lives on the DRBD device")

@@ -17,10 +17,25 @@ import (
 
 // Resource is the pair's DRBD resource as the node config describes it:
 // protocol C, the tuned net timeouts, fencing through sand (handlers run
-// the sand binary at self), and after-split-brain policies that never
-// discard a side.
+// the sand binary at self), after-split-brain policies that never discard
+// a side, and a link that authenticates the peer (cram-hmac-alg sha256)
+// with the shared secret of pair.drbd.secret_file. Both boxes render the
+// same file. The config's validation requires the secret file; without
+// one (tests that build a resource from a bare config) the link is not
+// authenticated.
 func Resource(cfg appliance.Config, self string) (drbd.Resource, error) {
 	d := cfg.Pair.DRBD
+	var auth drbd.Auth
+	if d.SecretFile != "" {
+		secret, err := appliance.ReadSecretFile(d.SecretFile)
+		if err != nil {
+			return drbd.Resource{}, fmt.Errorf("config pair.drbd.secret_file: %w", err)
+		}
+		auth = drbd.Auth{HMACAlg: drbd.HMACSHA256, Secret: drbd.Secret(secret)}
+		if err := drbd.ValidateSecret(auth.Secret); err != nil {
+			return drbd.Resource{}, fmt.Errorf("config pair.drbd.secret_file %s: %w", d.SecretFile, err)
+		}
+	}
 	local, err := netip.ParseAddr(d.Address)
 	if err != nil {
 		return drbd.Resource{}, fmt.Errorf("config pair.drbd.address %q: %w", d.Address, err)
@@ -46,6 +61,7 @@ func Resource(cfg appliance.Config, self string) (drbd.Resource, error) {
 			SplitBrain: self + " split-brain",
 		},
 	}
+	r.Net.Auth = auth
 	return r, r.Validate()
 }
 

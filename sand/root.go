@@ -76,7 +76,8 @@ func configKeys() map[string]any {
 		"name": d.Name, "listen": d.Listen, "portal": d.Portal, "base_iqn": d.BaseIQN,
 		"state_dir": d.StateDir, "api_token": d.APIToken, "api_token_file": d.APITokenFile,
 		"monitor_token": d.MonitorToken, "monitor_token_file": d.MonitorTokenFile,
-		"admin_password_hash": d.AdminPasswordHash, "admin_password_file": d.AdminPasswordFile, "secure_cookies": d.SecureCookies,
+		"admin_password_hash": d.AdminPasswordHash, "admin_password_file": d.AdminPasswordFile,
+		"admin_password_hash_file": d.AdminPasswordHashFile, "secure_cookies": d.SecureCookies,
 		"pool.kind": d.Pool.Kind, "pool.dir": d.Pool.Dir, "pool.size": d.Pool.Size,
 		"pool.vg": d.Pool.VG, "pool.thin_pool": d.Pool.ThinPool, "pool.overcommit": d.Pool.Overcommit,
 		"target.driver": d.Target.Driver, "target.tgt_control_port": d.Target.TgtControlPort,
@@ -87,6 +88,7 @@ func configKeys() map[string]any {
 		"pair.drbd.resource": d.Pair.DRBD.Resource, "pair.drbd.minor": d.Pair.DRBD.Minor, "pair.drbd.port": d.Pair.DRBD.Port,
 		"pair.drbd.disk": d.Pair.DRBD.Disk, "pair.drbd.address": d.Pair.DRBD.Address,
 		"pair.drbd.peer_address": d.Pair.DRBD.PeerAddress, "pair.drbd.meta_size": d.Pair.DRBD.MetaSize,
+		"pair.drbd.secret_file": d.Pair.DRBD.SecretFile,
 	}
 }
 

@@ -85,9 +85,10 @@ func (b *Box) API() *client.Client {
 func qemuName(lab, box string) string { return lab + "-" + box }
 
 // Settings are the box's node settings (key=value, the keys of the
-// image's node.conf): on the kernel command line as sand.KEY=VALUE when
-// the lab boots the kernel, in node.conf on the SANDCFG partition when it
-// boots the disk image.
+// image's node.conf), all of them in node.conf: on the SANDCFG partition
+// when the lab boots the disk image, on the box's config disk when it
+// boots the kernel (cfgdisk.go), which also gets the settings that are no
+// secret on the kernel command line as sand.KEY=VALUE.
 func (b *Box) Settings() []string {
 	s := b.state()
 	set := []string{
@@ -105,6 +106,7 @@ func (b *Box) Settings() []string {
 			set = append(set, "peer="+o.FrontIP, "peer_repl="+o.ReplIP)
 			if b.lab.Pair != "" {
 				set = append(set, "pair="+b.lab.Pair, "peer_name="+o.Name, "serf_key="+b.lab.SerfKey, "pair_key="+b.lab.PairKey,
+					"drbd_secret="+drbdSecret(b.lab.SerfKey),
 					"witness="+FrontHost().String()+":7946", "witness_name="+witnessName)
 			}
 			break
@@ -114,14 +116,18 @@ func (b *Box) Settings() []string {
 }
 
 // Cmdline is the kernel command line the box boots with when the lab boots
-// the kernel directly; it carries the node settings. A box booted from the
-// disk image gets the command line of the image's boot entry instead.
+// the kernel directly: it names the config disk (sand.cfg) and carries the
+// node settings that are no secret. A box booted from the disk image gets
+// the command line of the image's boot entry instead.
 func (b *Box) Cmdline() string {
 	args := append([]string{"console=ttyS0,115200", "panic=-1"}, b.lab.KernelArgs...)
 	// the journal on the console log, for people reading a failed run
 	args = append(args, "systemd.journald.forward_to_console=1", "systemd.show_status=0")
+	args = append(args, "sand.cfg=LABEL="+cfgLabel)
 	for _, kv := range b.Settings() {
-		args = append(args, "sand."+kv)
+		if onCmdline(kv) {
+			args = append(args, "sand."+kv)
+		}
 	}
 	return strings.Join(args, " ")
 }
@@ -146,7 +152,9 @@ func (b *Box) qemuArgs() []string {
 			"-drive", "file="+s.BootDisk+",if=none,id=boot,format=raw,cache=writeback",
 			"-device", "virtio-blk-pci,drive=boot,bootindex=0")
 	} else {
-		args = append(args, "-kernel", b.lab.Kernel, "-initrd", b.lab.Initrd, "-append", b.Cmdline())
+		args = append(args, "-kernel", b.lab.Kernel, "-initrd", b.lab.Initrd, "-append", b.Cmdline(),
+			"-drive", "file="+b.cfgDisk()+",if=none,id=cfg,format=raw",
+			"-device", "virtio-blk-pci,drive=cfg,serial=sand-cfg")
 	}
 	return append(args,
 		"-drive", "file="+s.Disk+",if=none,id=data,format=raw,cache=writeback,discard=unmap",
@@ -173,6 +181,11 @@ func (b *Box) Start(ctx context.Context) error {
 	s := b.state()
 	for _, f := range []string{s.Console, s.Report, s.QMP} {
 		os.Remove(f)
+	}
+	if b.lab.Boot != BootDisk {
+		if err := b.makeConfigDisk(ctx); err != nil {
+			return fmt.Errorf("start %s: %w", b.Name, err)
+		}
 	}
 	logf, err := os.OpenFile(s.QEMULog, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {

@@ -63,8 +63,7 @@ func (l *Lab) makeBootDisk(ctx context.Context, b *Box) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	conf := "# node settings of " + b.Name + ", written by sand-lab\n" + strings.Join(b.Settings(), "\n") + "\n"
-	if err := os.WriteFile(filepath.Join(dir, "node.conf"), []byte(conf), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "node.conf"), []byte(b.nodeConf()), 0o600); err != nil {
 		return err
 	}
 	fsimg := s.BootDisk + ".sandcfg"

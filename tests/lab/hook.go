@@ -24,11 +24,12 @@ import (
 
 const hookUnit = `[Unit]
 Description=sand lab agent (lab-only hook, not part of the appliance image)
-After=network.target
+After=network.target sand-node-setup.service
 
 [Service]
-ExecStart=/usr/lib/sand-lab/sand-lab-agent serve --token-arg sand.token
+ExecStart=/usr/lib/sand-lab/sand-lab-agent serve --token-file /etc/sand/api-token
 Restart=always
+RestartSec=2
 `
 
 // hookInitrd writes the image's initramfs with the hook in front of it

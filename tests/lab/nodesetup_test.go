@@ -15,9 +15,10 @@ import (
 )
 
 // TestNodeSetupRendersWhatSandAccepts runs the image's sand-node-setup (in
-// its render-only mode, no root) on the kernel command line the lab gives
-// a box, standalone and as a DRBD pair, and reads the sand.yaml it writes
-// the way sand serve does (unknown keys are errors) before validating it.
+// its render-only mode, no root) on the kernel command line and node.conf
+// the lab gives a box, standalone and as a DRBD pair, and reads the
+// sand.yaml it writes the way sand serve does (unknown keys are errors)
+// before validating it.
 func TestNodeSetupRendersWhatSandAccepts(t *testing.T) {
 	repo, err := FindRepo("")
 	if err != nil {
@@ -50,7 +51,7 @@ func TestNodeSetupRendersWhatSandAccepts(t *testing.T) {
 				}
 				got := c.Pair
 				got.PairKeyFile = ""
-				got.SerfKeyFile, got.VIPInterface = "", ""
+				got.SerfKeyFile, got.VIPInterface, got.DRBD.SecretFile = "", "", ""
 				got.DRBD.Resource, got.DRBD.Minor, got.DRBD.Port, got.DRBD.MetaSize = "", 0, 0, ""
 				got.PingTargets = nil
 				if diff := cmp.Diff(want, got); diff != "" {
@@ -74,6 +75,13 @@ func TestNodeSetupRendersWhatSandAccepts(t *testing.T) {
 			// The MACs cannot be resolved outside the box: name eth0.
 			line := strings.ReplaceAll(l.Box("san1").Cmdline(), "sand.front_if=52:54:00:99:00:0b", "sand.front_if=eth0")
 			if err := os.WriteFile(cmdline, []byte(line+"\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			// node.conf as on the box's config disk.
+			if err := os.MkdirAll(filepath.Join(root, "etc/sand"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(root, "etc/sand/node.conf"), []byte(l.Box("san1").nodeConf()), 0o600); err != nil {
 				t.Fatal(err)
 			}
 			cmd := exec.Command("bash", filepath.Join(repo, "image/rootfs/usr/lib/sand/node-setup"))
@@ -117,8 +125,14 @@ func TestNodeSetupRendersWhatSandAccepts(t *testing.T) {
 			if !strings.Contains(string(env), "SAND_NODE_POOL_DEVICE="+tc.wantPool+"\n") {
 				t.Errorf("node.env pool device: want %s in\n%s", tc.wantPool, env)
 			}
-			if strings.Contains(string(env), l.Token) || strings.Contains(string(env), l.SerfKey) || strings.Contains(string(env), l.PairKey) {
+			if strings.Contains(string(env), l.Token) || strings.Contains(string(env), l.SerfKey) || strings.Contains(string(env), l.PairKey) || strings.Contains(string(env), drbdSecret(l.SerfKey)) {
 				t.Errorf("node.env holds a secret:\n%s", env)
+			}
+			if tc.pair != "" {
+				secret, err := appliance.ReadSecretFile(c.Pair.DRBD.SecretFile)
+				if err != nil || secret != drbdSecret(l.SerfKey) {
+					t.Errorf("drbd secret file %s: %v; want the lab's DRBD secret", c.Pair.DRBD.SecretFile, err)
+				}
 			}
 		})
 	}

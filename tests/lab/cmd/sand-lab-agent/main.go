@@ -1,7 +1,8 @@
 // Command sand-lab-agent is the lab's agent inside its VMs (package
 // tests/lab/agent), and the small tools the lab's guests run:
 //
-//	sand-lab-agent serve --listen ADDR --token-arg KEY   the agent (token from KEY=VALUE on /proc/cmdline)
+//	sand-lab-agent serve --listen ADDR --token-arg KEY   the agent (token from KEY=VALUE on /proc/cmdline,
+//	                     [--token-file FILE]             or from FILE: on a box, sand's API token file)
 //	sand-lab-agent stamp                                 copy stdin to stdout, each line prefixed with the Unix time in ns
 //	sand-lab-agent write-files --dir D [--size N] [--pause D] [--salt S]   a guest's fsync workload
 //	sand-lab-agent sum-files --dir D                     sha256 of every file in D
@@ -46,10 +47,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "serve":
 		listen := fs.String("listen", fmt.Sprintf(":%d", agent.Port), "address to listen on")
 		tokenArg := fs.String("token-arg", "sandlab.token", "kernel command line key whose value is the token")
+		tokenFile := fs.String("token-file", "", "file holding the token, read instead of the command line (a box keeps its secrets off it)")
 		if fs.Parse(args[1:]) != nil {
 			return 2
 		}
-		err = serve(ctx, *listen, *tokenArg, stderr)
+		err = serve(ctx, *listen, *tokenArg, *tokenFile, stderr)
 	case "stamp":
 		agent.Stamp(stdin, func(l agent.Line) { fmt.Fprintf(stdout, "%d %s\n", l.At, l.Text) })
 	case "write-files":
@@ -78,19 +80,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	return 0
 }
 
-func serve(ctx context.Context, listen, tokenArg string, stderr io.Writer) error {
-	cmdline, err := os.ReadFile("/proc/cmdline")
+func serve(ctx context.Context, listen, tokenArg, tokenFile string, stderr io.Writer) error {
+	token, err := agentToken(tokenArg, tokenFile)
 	if err != nil {
 		return err
-	}
-	token := ""
-	for _, f := range strings.Fields(string(cmdline)) {
-		if v, ok := strings.CutPrefix(f, tokenArg+"="); ok {
-			token = v
-		}
-	}
-	if token == "" {
-		return fmt.Errorf("no %s= on the kernel command line: refusing to serve without a token", tokenArg)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	s := &agent.Server{Token: token, Log: log}
@@ -104,4 +97,33 @@ func serve(ctx context.Context, listen, tokenArg string, stderr io.Writer) error
 		return err
 	}
 	return nil
+}
+
+// agentToken is the token from file, or else from KEY=VALUE on the kernel
+// command line.
+func agentToken(arg, file string) (string, error) {
+	if file != "" {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("read the token: %w", err)
+		}
+		if token := strings.TrimSpace(string(data)); token != "" {
+			return token, nil
+		}
+		return "", fmt.Errorf("%s is empty: refusing to serve without a token", file)
+	}
+	cmdline, err := os.ReadFile("/proc/cmdline")
+	if err != nil {
+		return "", err
+	}
+	token := ""
+	for _, f := range strings.Fields(string(cmdline)) {
+		if v, ok := strings.CutPrefix(f, arg+"="); ok {
+			token = v
+		}
+	}
+	if token == "" {
+		return "", fmt.Errorf("no %s= on the kernel command line: refusing to serve without a token", arg)
+	}
+	return token, nil
 }
